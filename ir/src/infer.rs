@@ -1,0 +1,277 @@
+//! Shape and dtype inference: the one place that decides what each op accepts and produces.
+//! Used by `Graph::add`, `verify`, and the compiler's e-graph analysis.
+
+use crate::{DType, IrError, Op, ReduceKind, Shape, SliceRange};
+
+/// Shape and dtype of a value.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TensorType {
+    /// Shape.
+    pub shape: Shape,
+    /// Element type.
+    pub dtype: DType,
+}
+
+impl TensorType {
+    /// Builds a tensor type.
+    pub fn new(shape: impl Into<Shape>, dtype: DType) -> TensorType {
+        TensorType { shape: shape.into(), dtype }
+    }
+}
+
+/// Infers the result type of `op` applied to operands of the given types.
+pub fn infer(op: &Op, operands: &[TensorType]) -> Result<TensorType, IrError> {
+    let fail = |reason: String| IrError::Type {
+        op: op.mnemonic(),
+        operands: operands.iter().map(|t| (t.shape.clone(), t.dtype)).collect(),
+        reason,
+    };
+    let attr = |reason: String| IrError::Attribute { op: op.mnemonic(), reason };
+    match op.arity() {
+        Some(n) if operands.len() != n => {
+            return Err(fail(format!("expects {n} operand(s), got {}", operands.len())));
+        }
+        None if operands.is_empty() => return Err(fail("expects at least one operand".into())),
+        _ => {}
+    }
+    let t = |i: usize| &operands[i];
+    let broadcast_all = |ts: &[&TensorType]| -> Result<Shape, IrError> {
+        let mut out = Shape::scalar();
+        for x in ts {
+            out = Shape::broadcast(&out, &x.shape)
+                .ok_or_else(|| fail("shapes do not broadcast".into()))?;
+        }
+        Ok(out)
+    };
+    match op {
+        Op::Input { shape, dtype, .. } | Op::Param { shape, dtype, .. } => {
+            Ok(TensorType::new(shape.clone(), *dtype))
+        }
+        Op::Constant { value, shape, dtype } => {
+            if !dtype.is_float() && value.is_infinite() {
+                return Err(attr(format!("infinite value for {dtype}")));
+            }
+            Ok(TensorType::new(shape.clone(), *dtype))
+        }
+        Op::Unary(u) => {
+            let d = t(0).dtype;
+            let ok = d.is_float() || (d.is_int() && u.accepts_int());
+            if !ok {
+                return Err(fail(format!("{} is not defined on {d}", u.name())));
+            }
+            Ok(t(0).clone())
+        }
+        Op::Binary(b) => {
+            let (x, y) = (t(0), t(1));
+            if x.dtype != y.dtype {
+                return Err(fail(format!("dtypes differ ({} vs {})", x.dtype, y.dtype)));
+            }
+            if !b.accepts(x.dtype) {
+                return Err(fail(format!("{} is not defined on {}", b.name(), x.dtype)));
+            }
+            let shape = broadcast_all(&[x, y])?;
+            let dtype = if b.is_comparison() { DType::Bool } else { x.dtype };
+            Ok(TensorType::new(shape, dtype))
+        }
+        Op::Where => {
+            let (c, x, y) = (t(0), t(1), t(2));
+            if c.dtype != DType::Bool {
+                return Err(fail(format!("condition must be bool, got {}", c.dtype)));
+            }
+            if x.dtype != y.dtype {
+                return Err(fail(format!("branch dtypes differ ({} vs {})", x.dtype, y.dtype)));
+            }
+            Ok(TensorType::new(broadcast_all(&[c, x, y])?, x.dtype))
+        }
+        Op::Cast { to } => Ok(TensorType::new(t(0).shape.clone(), *to)),
+        Op::Reduce { kind, axes, keepdims } => {
+            let x = t(0);
+            check_axes(&x.shape, axes).map_err(attr)?;
+            let ok = match kind {
+                ReduceKind::Mean => x.dtype.is_float(),
+                ReduceKind::Sum | ReduceKind::Max | ReduceKind::Min => x.dtype != DType::Bool,
+            };
+            if !ok {
+                return Err(fail(format!("reduce.{} is not defined on {}", kind.name(), x.dtype)));
+            }
+            Ok(TensorType::new(reduced_shape(&x.shape, axes, *keepdims), x.dtype))
+        }
+        Op::ArgMax { axis, keepdims } => {
+            let x = t(0);
+            check_axes(&x.shape, &[*axis]).map_err(attr)?;
+            if x.dtype == DType::Bool {
+                return Err(fail("argmax is not defined on bool".into()));
+            }
+            if x.shape.dims()[*axis] == 0 {
+                return Err(fail("argmax over an empty axis".into()));
+            }
+            Ok(TensorType::new(reduced_shape(&x.shape, &[*axis], *keepdims), DType::U32))
+        }
+        Op::MatMul => {
+            let (a, b) = (t(0), t(1));
+            if a.dtype != b.dtype || !a.dtype.is_float() {
+                return Err(fail("operands must share a float dtype".into()));
+            }
+            if a.shape.rank() < 2 || b.shape.rank() < 2 {
+                return Err(fail("operands must have rank >= 2".into()));
+            }
+            let (ad, bd) = (a.shape.dims(), b.shape.dims());
+            let (m, k) = (ad[ad.len() - 2], ad[ad.len() - 1]);
+            let (k2, n) = (bd[bd.len() - 2], bd[bd.len() - 1]);
+            if k != k2 {
+                return Err(fail(format!("inner dimensions differ ({k} vs {k2})")));
+            }
+            let batch = Shape::broadcast(
+                &Shape::from(&ad[..ad.len() - 2]),
+                &Shape::from(&bd[..bd.len() - 2]),
+            )
+            .ok_or_else(|| fail("batch dimensions do not broadcast".into()))?;
+            let mut dims = batch.0;
+            dims.extend([m, n]);
+            Ok(TensorType::new(dims, a.dtype))
+        }
+        Op::Reshape { shape } => {
+            if shape.numel() != t(0).shape.numel() {
+                return Err(fail(format!(
+                    "cannot reshape {} elements into {shape}",
+                    t(0).shape.numel()
+                )));
+            }
+            Ok(TensorType::new(shape.clone(), t(0).dtype))
+        }
+        Op::Permute { perm } => {
+            let x = t(0);
+            let mut seen = vec![false; x.shape.rank()];
+            if perm.len() != x.shape.rank()
+                || !perm.iter().all(|&p| p < seen.len() && !std::mem::replace(&mut seen[p], true))
+            {
+                return Err(fail(format!("{perm:?} is not a permutation of {} axes", x.shape.rank())));
+            }
+            let dims = perm.iter().map(|&p| x.shape.dims()[p]).collect::<Vec<_>>();
+            Ok(TensorType::new(dims, x.dtype))
+        }
+        Op::Broadcast { shape } => {
+            if !t(0).shape.broadcasts_to(shape) {
+                return Err(fail(format!("cannot broadcast to {shape}")));
+            }
+            Ok(TensorType::new(shape.clone(), t(0).dtype))
+        }
+        Op::Slice { ranges } => {
+            let x = t(0);
+            if ranges.len() != x.shape.rank() {
+                return Err(fail(format!("{} ranges for rank {}", ranges.len(), x.shape.rank())));
+            }
+            let mut dims = Vec::with_capacity(ranges.len());
+            for (axis, (r, &d)) in ranges.iter().zip(x.shape.dims()).enumerate() {
+                check_range(r, d).map_err(|e| fail(format!("axis {axis}: {e}")))?;
+                dims.push(r.len());
+            }
+            Ok(TensorType::new(dims, x.dtype))
+        }
+        Op::Concat { axis } => {
+            let first = t(0);
+            check_axes(&first.shape, &[*axis]).map_err(attr)?;
+            let mut dims = first.shape.0.clone();
+            dims[*axis] = 0;
+            for x in operands {
+                let same_rest = x.shape.rank() == first.shape.rank()
+                    && (0..dims.len()).all(|i| i == *axis || x.shape.dims()[i] == dims[i]);
+                if x.dtype != first.dtype || !same_rest {
+                    return Err(fail(format!("operands differ off axis {axis}")));
+                }
+                dims[*axis] += x.shape.dims()[*axis];
+            }
+            Ok(TensorType::new(dims, first.dtype))
+        }
+        Op::Gather => {
+            let (table, idx) = (t(0), t(1));
+            if table.shape.rank() < 1 || table.shape.dims()[0] == 0 {
+                return Err(fail("table must have at least one row".into()));
+            }
+            if !idx.dtype.is_int() {
+                return Err(fail(format!("indices must be i32 or u32, got {}", idx.dtype)));
+            }
+            let mut dims = idx.shape.0.clone();
+            dims.extend_from_slice(&table.shape.dims()[1..]);
+            Ok(TensorType::new(dims, table.dtype))
+        }
+        Op::Softmax { axis } => {
+            check_axes(&t(0).shape, &[*axis]).map_err(attr)?;
+            if !t(0).dtype.is_float() {
+                return Err(fail("softmax needs a float operand".into()));
+            }
+            Ok(t(0).clone())
+        }
+        Op::RmsNorm { .. } | Op::LayerNorm { .. } => {
+            let x = t(0);
+            let last = x.shape.dims().last().copied();
+            if !x.dtype.is_float() || last.is_none() {
+                return Err(fail("needs a float operand of rank >= 1".into()));
+            }
+            for p in &operands[1..] {
+                if p.dtype != x.dtype || p.shape.dims() != [last.unwrap_or(0)] {
+                    return Err(fail(format!(
+                        "weight/bias must be {}[{}]",
+                        x.dtype,
+                        last.unwrap_or(0)
+                    )));
+                }
+            }
+            Ok(x.clone())
+        }
+        Op::Rope { .. } => {
+            let (x, cos, sin) = (t(0), t(1), t(2));
+            let d = x.shape.dims().last().copied().unwrap_or(0);
+            if !x.dtype.is_float() || d == 0 || d % 2 != 0 {
+                return Err(fail("x must be float with an even, non-zero last axis".into()));
+            }
+            let mut half = x.shape.0.clone();
+            if let Some(last) = half.last_mut() {
+                *last = d / 2;
+            }
+            let half = Shape(half);
+            for c in [cos, sin] {
+                if c.dtype != x.dtype || !c.shape.broadcasts_to(&half) {
+                    return Err(fail(format!("cos/sin must broadcast to {}{half}", x.dtype)));
+                }
+            }
+            Ok(x.clone())
+        }
+    }
+}
+
+/// Axes must be in range, sorted and unique.
+fn check_axes(shape: &Shape, axes: &[usize]) -> Result<(), String> {
+    if let Some(&a) = axes.iter().find(|&&a| a >= shape.rank()) {
+        return Err(format!("axis {a} is out of range for rank {}", shape.rank()));
+    }
+    if axes.windows(2).any(|w| w[0] >= w[1]) {
+        return Err(format!("axes {axes:?} must be sorted and unique"));
+    }
+    Ok(())
+}
+
+fn check_range(r: &SliceRange, dim: usize) -> Result<(), String> {
+    if r.step == 0 {
+        return Err("step must be >= 1".into());
+    }
+    if r.start > r.stop || r.stop > dim {
+        return Err(format!("range {}..{} is outside 0..{dim}", r.start, r.stop));
+    }
+    Ok(())
+}
+
+/// Shape after reducing `axes`.
+pub fn reduced_shape(shape: &Shape, axes: &[usize], keepdims: bool) -> Shape {
+    let mut dims = Vec::with_capacity(shape.rank());
+    for (i, &d) in shape.dims().iter().enumerate() {
+        if axes.contains(&i) {
+            if keepdims {
+                dims.push(1);
+            }
+        } else {
+            dims.push(d);
+        }
+    }
+    Shape(dims)
+}
