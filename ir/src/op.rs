@@ -162,7 +162,7 @@ pub enum BinaryOp {
     Sub,
     /// `a * b`
     Mul,
-    /// `a / b` (integers: truncating; division by zero gives 0)
+    /// `a / b` (integers: truncating; division by zero returns a)
     Div,
     /// larger of the two
     Max,
