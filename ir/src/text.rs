@@ -221,6 +221,13 @@ impl<'a> Cursor<'a> {
         if let Some(op) = simple {
             return Ok(op);
         }
+        const WITH_ATTRS: [&str; 11] = [
+            "cast", "argmax", "reshape", "broadcast", "permute", "slice", "concat", "softmax", "rms_norm",
+            "layer_norm", "rope",
+        ];
+        if !WITH_ATTRS.contains(&mnemonic) {
+            return Err(format!("unknown op `{mnemonic}`"));
+        }
         self.expect('{')?;
         let op = match mnemonic {
             "cast" => Op::Cast { to: self.key("to").and_then(|()| self.dtype())? },
@@ -433,9 +440,10 @@ impl<'a> Cursor<'a> {
 
     fn end(&mut self) -> Res<()> {
         self.ws();
-        match self.peek() {
-            None => Ok(()),
-            Some(c) => Err(format!("unexpected `{c}` at the end of the line")),
+        if self.pos == self.s.len() {
+            Ok(())
+        } else {
+            Err(format!("unexpected `{}` at the end of the line", &self.s[self.pos..]))
         }
     }
 
