@@ -1,0 +1,376 @@
+//! Device selection: instance, adapter, device and queue, chosen from the environment, and the
+//! [`DeviceProfile`] the compiler targets.
+
+use crate::error::{DeviceHealth, RuntimeError};
+use crate::pipelines::{CacheStats, PipelineCache};
+use crate::pool::{BufferPool, MemoryStats, PoolStats};
+use crate::report::AdapterReport;
+use std::sync::Arc;
+use std::time::Duration;
+use tessera_compiler::{DeviceProfile, Limits};
+
+/// How to choose and open a device. [`GpuOptions::from_env`] reads the `TESSERA_*` variables.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GpuOptions {
+    /// Only this backend (`TESSERA_BACKEND`); `None` searches Vulkan/Metal/DX12, then GL.
+    pub backend: Option<wgpu::Backend>,
+    /// Case-insensitive substring of the adapter name (`TESSERA_ADAPTER`).
+    pub adapter: Option<String>,
+    /// Do not request `SHADER_F16` (`TESSERA_NO_F16`).
+    pub no_f16: bool,
+    /// Do not request subgroups (`TESSERA_NO_SUBGROUPS`).
+    pub no_subgroups: bool,
+    /// Do not request `MAPPABLE_PRIMARY_BUFFERS` (`TESSERA_NO_UMA`).
+    pub no_uma: bool,
+    /// How long to wait for the GPU before failing (`TESSERA_POLL_TIMEOUT_S`, default 300 s:
+    /// lavapipe is slow).
+    pub poll_timeout: Duration,
+}
+
+impl Default for GpuOptions {
+    fn default() -> GpuOptions {
+        GpuOptions {
+            backend: None,
+            adapter: None,
+            no_f16: false,
+            no_subgroups: false,
+            no_uma: false,
+            poll_timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+impl GpuOptions {
+    /// Options from the process environment.
+    pub fn from_env() -> Result<GpuOptions, RuntimeError> {
+        GpuOptions::from_vars(|name| std::env::var(name).ok())
+    }
+
+    /// Options from any variable lookup (tests pass a map instead of the environment).
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<GpuOptions, RuntimeError> {
+        let bad = |name: &str, value: &str| RuntimeError::BadEnv {
+            var: name.to_string(),
+            value: value.to_string(),
+        };
+        let flag = |name: &str| -> Result<bool, RuntimeError> {
+            match var(name).as_deref().map(str::trim) {
+                None | Some("") | Some("0") | Some("false") => Ok(false),
+                Some("1") | Some("true") => Ok(true),
+                Some(other) => Err(bad(name, other)),
+            }
+        };
+        let backend = match var("TESSERA_BACKEND") {
+            None => None,
+            Some(value) => Some(match value.trim().to_ascii_lowercase().as_str() {
+                "" => return Err(bad("TESSERA_BACKEND", &value)),
+                "vulkan" | "vk" => wgpu::Backend::Vulkan,
+                "metal" | "mtl" => wgpu::Backend::Metal,
+                "dx12" | "d3d12" => wgpu::Backend::Dx12,
+                "gl" | "gles" | "opengl" => wgpu::Backend::Gl,
+                _ => return Err(bad("TESSERA_BACKEND", &value)),
+            }),
+        };
+        let poll_timeout = match var("TESSERA_POLL_TIMEOUT_S") {
+            None => GpuOptions::default().poll_timeout,
+            Some(value) => match value.trim().parse::<f64>() {
+                Ok(seconds) if seconds > 0.0 && seconds.is_finite() => {
+                    Duration::from_secs_f64(seconds)
+                }
+                _ => return Err(bad("TESSERA_POLL_TIMEOUT_S", &value)),
+            },
+        };
+        Ok(GpuOptions {
+            backend,
+            adapter: var("TESSERA_ADAPTER").filter(|name| !name.trim().is_empty()),
+            no_f16: flag("TESSERA_NO_F16")?,
+            no_subgroups: flag("TESSERA_NO_SUBGROUPS")?,
+            no_uma: flag("TESSERA_NO_UMA")?,
+            poll_timeout,
+        })
+    }
+}
+
+/// One open GPU: adapter, device, queue, what it offers, and the caches shared by every plan
+/// loaded on it. `Send + Sync`: share it with `Arc`.
+#[derive(Debug)]
+pub struct Gpu {
+    pub(crate) instance: wgpu::Instance,
+    pub(crate) adapter: wgpu::Adapter,
+    pub(crate) device: wgpu::Device,
+    pub(crate) queue: wgpu::Queue,
+    report: AdapterReport,
+    profile: DeviceProfile,
+    pub(crate) pool: Arc<BufferPool>,
+    pub(crate) pipelines: PipelineCache,
+    pub(crate) health: Arc<DeviceHealth>,
+    pub(crate) poll_timeout: Duration,
+}
+
+const PRIMARY: wgpu::Backends = wgpu::Backends::VULKAN
+    .union(wgpu::Backends::METAL)
+    .union(wgpu::Backends::DX12);
+
+impl Gpu {
+    /// The best adapter, as `TESSERA_BACKEND`, `TESSERA_ADAPTER`, `TESSERA_NO_F16`,
+    /// `TESSERA_NO_SUBGROUPS`, `TESSERA_NO_UMA` and `TESSERA_POLL_TIMEOUT_S` say.
+    pub fn from_env() -> Result<Gpu, RuntimeError> {
+        Gpu::new(&GpuOptions::from_env()?)
+    }
+
+    /// Chooses an adapter and opens a device. Without a backend, searches Vulkan/Metal/DX12 and
+    /// falls back to GL; prefers discrete over integrated over other adapters.
+    pub fn new(options: &GpuOptions) -> Result<Gpu, RuntimeError> {
+        let searches: Vec<wgpu::Backends> = match options.backend {
+            Some(backend) => vec![backend.into()],
+            None => vec![PRIMARY, wgpu::Backends::GL],
+        };
+        let mut seen: Vec<String> = Vec::new();
+        for backends in &searches {
+            let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
+                backends: *backends,
+                ..wgpu::InstanceDescriptor::new_without_display_handle()
+            });
+            let adapters = pollster::block_on(instance.enumerate_adapters(*backends));
+            seen.extend(
+                adapters
+                    .iter()
+                    .map(|a| AdapterReport::new(&a.get_info(), a.features(), &a.limits()).short()),
+            );
+            let wanted = options.adapter.as_ref().map(|name| name.to_lowercase());
+            let best = adapters
+                .into_iter()
+                .filter(|a| {
+                    wanted
+                        .as_ref()
+                        .is_none_or(|name| a.get_info().name.to_lowercase().contains(name))
+                })
+                .min_by_key(|a| preference(&a.get_info()));
+            if let Some(adapter) = best {
+                return Gpu::open(instance, adapter, options);
+            }
+        }
+        if let (Some(wanted), false) = (&options.adapter, seen.is_empty()) {
+            return Err(RuntimeError::AdapterNotFound {
+                wanted: wanted.clone(),
+                available: seen,
+            });
+        }
+        let searched = searches
+            .iter()
+            .map(|b| format!("{b:?}"))
+            .collect::<Vec<_>>()
+            .join(", then ");
+        Err(RuntimeError::NoAdapter {
+            searched,
+            hint: "install a Vulkan driver (on Debian/Ubuntu without a GPU: `apt-get install mesa-vulkan-drivers \
+                   libvulkan1` for lavapipe), or set TESSERA_BACKEND=gl"
+                .to_string(),
+        })
+    }
+
+    /// Requests the device with the adapter's own limits and the features tessera uses.
+    fn open(
+        instance: wgpu::Instance,
+        adapter: wgpu::Adapter,
+        options: &GpuOptions,
+    ) -> Result<Gpu, RuntimeError> {
+        let info = adapter.get_info();
+        let mut wanted = wgpu::Features::TIMESTAMP_QUERY
+            | wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES
+            | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS
+            | wgpu::Features::PIPELINE_CACHE;
+        if !options.no_f16 {
+            wanted |= wgpu::Features::SHADER_F16;
+        }
+        if !options.no_subgroups {
+            wanted |= wgpu::Features::SUBGROUP | wgpu::Features::SUBGROUP_BARRIER;
+        }
+        // Mappable storage buffers are zero-copy on shared memory and a slow path over PCIe.
+        let shares_memory = matches!(
+            info.device_type,
+            wgpu::DeviceType::IntegratedGpu | wgpu::DeviceType::Cpu
+        );
+        if shares_memory && !options.no_uma {
+            wanted |= wgpu::Features::MAPPABLE_PRIMARY_BUFFERS;
+        }
+        let descriptor = wgpu::DeviceDescriptor {
+            label: Some("tessera"),
+            required_features: adapter.features() & wanted,
+            required_limits: adapter.limits(),
+            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        };
+        let (device, queue) = pollster::block_on(adapter.request_device(&descriptor))
+            .map_err(|error| RuntimeError::RequestDevice(format!("{}: {error}", info.name)))?;
+        let health = DeviceHealth::watch(&device);
+        let report = AdapterReport::new(&info, device.features(), &device.limits());
+        let profile = profile_of(&report, &device.limits());
+        tracing::info!("tessera device: {}", report.short());
+        Ok(Gpu {
+            instance,
+            adapter,
+            device,
+            queue,
+            report,
+            profile,
+            pool: Arc::new(BufferPool::default()),
+            pipelines: PipelineCache::default(),
+            health,
+            poll_timeout: options.poll_timeout,
+        })
+    }
+
+    /// What the compiler may use on this device.
+    pub fn profile(&self) -> &DeviceProfile {
+        &self.profile
+    }
+
+    /// The selected adapter, with the features enabled on the device.
+    pub fn report(&self) -> &AdapterReport {
+        &self.report
+    }
+
+    /// Narrows the profile to what both it and `target` allow, so tests can emulate a smaller
+    /// device (`DeviceProfile::portable()`); plans are then checked against the narrowed limits.
+    pub fn restrict_to(&mut self, target: &DeviceProfile) {
+        let mine = &mut self.profile;
+        let (a, b) = (&mut mine.limits, &target.limits);
+        *a = Limits {
+            max_storage_buffer_binding_size: a
+                .max_storage_buffer_binding_size
+                .min(b.max_storage_buffer_binding_size),
+            max_buffer_size: a.max_buffer_size.min(b.max_buffer_size),
+            max_storage_buffers_per_shader_stage: a
+                .max_storage_buffers_per_shader_stage
+                .min(b.max_storage_buffers_per_shader_stage),
+            max_compute_workgroup_storage_size: a
+                .max_compute_workgroup_storage_size
+                .min(b.max_compute_workgroup_storage_size),
+            max_compute_invocations_per_workgroup: a
+                .max_compute_invocations_per_workgroup
+                .min(b.max_compute_invocations_per_workgroup),
+            max_compute_workgroup_size_x: a
+                .max_compute_workgroup_size_x
+                .min(b.max_compute_workgroup_size_x),
+            max_compute_workgroups_per_dimension: a
+                .max_compute_workgroups_per_dimension
+                .min(b.max_compute_workgroups_per_dimension),
+        };
+        mine.f16 &= target.f16;
+        mine.subgroups &= target.subgroups;
+        if !mine.subgroups {
+            mine.subgroup_min_size = 0;
+            mine.subgroup_max_size = 0;
+        }
+    }
+
+    /// Bytes of device buffers allocated now and at peak (the pool's free buffers included).
+    pub fn memory(&self) -> MemoryStats {
+        self.pool.memory()
+    }
+
+    /// Buffer reuse counts.
+    pub fn pool_stats(&self) -> PoolStats {
+        self.pool.stats()
+    }
+
+    /// Destroys the pool's free buffers.
+    pub fn trim_pool(&self) {
+        self.pool.trim()
+    }
+
+    /// Pipeline cache hits and misses.
+    pub fn pipeline_stats(&self) -> CacheStats {
+        self.pipelines.stats()
+    }
+
+    /// True when the device shares memory with the CPU and mappable storage buffers are enabled.
+    pub fn has_unified_memory(&self) -> bool {
+        self.report.features.mappable_primary_buffers
+    }
+
+    /// The wgpu instance this device came from.
+    pub fn instance(&self) -> &wgpu::Instance {
+        &self.instance
+    }
+
+    /// The adapter.
+    pub fn adapter(&self) -> &wgpu::Adapter {
+        &self.adapter
+    }
+}
+
+/// Lower is better: discrete, integrated, virtual, CPU, other; non-GL before GL.
+fn preference(info: &wgpu::AdapterInfo) -> (u8, bool) {
+    let kind = match info.device_type {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Cpu => 3,
+        wgpu::DeviceType::Other => 4,
+    };
+    (kind, info.backend == wgpu::Backend::Gl)
+}
+
+/// The compiler's view of the device.
+fn profile_of(report: &AdapterReport, limits: &wgpu::Limits) -> DeviceProfile {
+    DeviceProfile {
+        f16: report.features.f16,
+        subgroups: report.features.subgroups,
+        subgroup_min_size: report.features.subgroup_min_size,
+        subgroup_max_size: report.features.subgroup_max_size,
+        limits: Limits {
+            max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size,
+            max_buffer_size: limits.max_buffer_size,
+            max_storage_buffers_per_shader_stage: limits.max_storage_buffers_per_shader_stage,
+            max_compute_workgroup_storage_size: limits.max_compute_workgroup_storage_size,
+            max_compute_invocations_per_workgroup: limits.max_compute_invocations_per_workgroup,
+            max_compute_workgroup_size_x: limits.max_compute_workgroup_size_x,
+            max_compute_workgroups_per_dimension: limits.max_compute_workgroups_per_dimension,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn options(vars: &[(&str, &str)]) -> Result<GpuOptions, RuntimeError> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        GpuOptions::from_vars(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn env_is_parsed_and_bad_values_are_errors() {
+        assert_eq!(options(&[]).unwrap(), GpuOptions::default());
+        let parsed = options(&[
+            ("TESSERA_BACKEND", "Vulkan"),
+            ("TESSERA_ADAPTER", "llvm"),
+            ("TESSERA_NO_F16", "1"),
+            ("TESSERA_POLL_TIMEOUT_S", "2.5"),
+        ])
+        .unwrap();
+        assert_eq!(parsed.backend, Some(wgpu::Backend::Vulkan));
+        assert_eq!(parsed.adapter.as_deref(), Some("llvm"));
+        assert!(parsed.no_f16 && !parsed.no_subgroups);
+        assert_eq!(parsed.poll_timeout, Duration::from_millis(2500));
+        for (var, value) in [
+            ("TESSERA_BACKEND", "cuda"),
+            ("TESSERA_NO_F16", "maybe"),
+            ("TESSERA_POLL_TIMEOUT_S", "-1"),
+        ] {
+            assert_eq!(
+                options(&[(var, value)]),
+                Err(RuntimeError::BadEnv {
+                    var: var.to_string(),
+                    value: value.to_string()
+                })
+            );
+        }
+    }
+}
