@@ -13,7 +13,9 @@
 //! floats are written with Rust's shortest round-tripping notation, so `parse(dump(g)) == g`.
 //! [`parse`] re-infers each node's type and checks it against the recorded `: type`.
 
-use crate::{BinaryOp, DType, Graph, IrError, NodeId, Op, ReduceKind, RopeStyle, Shape, SliceRange, UnaryOp, float};
+use crate::{
+    BinaryOp, DType, Graph, IrError, NodeId, Op, ReduceKind, RopeStyle, Shape, SliceRange, UnaryOp, float,
+};
 use std::fmt::{self, Write};
 
 /// Writes `graph` in the text form (deterministic; includes every attribute).
@@ -123,8 +125,8 @@ pub fn parse(text: &str) -> Result<Graph, IrError> {
             c.node(&mut graph).map_err(err)?;
         }
     }
-    let outputs =
-        outputs.ok_or_else(|| IrError::Parse { line: last_line + 1, reason: "missing `outputs` line".into() })?;
+    let outputs = outputs
+        .ok_or_else(|| IrError::Parse { line: last_line + 1, reason: "missing `outputs` line".into() })?;
     graph.set_outputs(outputs).map_err(|e| IrError::Parse { line: last_line, reason: e.to_string() })?;
     Ok(graph)
 }
@@ -222,8 +224,17 @@ impl<'a> Cursor<'a> {
             return Ok(op);
         }
         const WITH_ATTRS: [&str; 11] = [
-            "cast", "argmax", "reshape", "broadcast", "permute", "slice", "concat", "softmax", "rms_norm",
-            "layer_norm", "rope",
+            "cast",
+            "argmax",
+            "reshape",
+            "broadcast",
+            "permute",
+            "slice",
+            "concat",
+            "softmax",
+            "rms_norm",
+            "layer_norm",
+            "rope",
         ];
         if !WITH_ATTRS.contains(&mnemonic) {
             return Err(format!("unknown op `{mnemonic}`"));
@@ -237,7 +248,9 @@ impl<'a> Cursor<'a> {
                 Op::ArgMax { axis, keepdims }
             }
             "reshape" => Op::Reshape { shape: Shape(self.key("shape").and_then(|()| self.usize_list())?) },
-            "broadcast" => Op::Broadcast { shape: Shape(self.key("shape").and_then(|()| self.usize_list())?) },
+            "broadcast" => {
+                Op::Broadcast { shape: Shape(self.key("shape").and_then(|()| self.usize_list())?) }
+            }
             "permute" => Op::Permute { perm: self.key("perm").and_then(|()| self.usize_list())? },
             "slice" => Op::Slice { ranges: self.key("ranges").and_then(|()| self.ranges())? },
             "concat" => Op::Concat { axis: self.key("axis").and_then(|()| self.usize())? },

@@ -52,7 +52,10 @@ fn check(g: &Graph, fills: &[Fill], seed: u64, tol: f64) -> Res {
         for (i, (&a, &b)) in w.data.iter().zip(&gt.data).enumerate() {
             assert!(a.is_finite(), "output {o} element {i} of the composite is {a}\n{g}");
             let err = (a - b).abs();
-            assert!(err <= tol * (1.0 + a.abs()), "output {o} element {i}: composite {a}, decomposed {b}\n{g}");
+            assert!(
+                err <= tol * (1.0 + a.abs()),
+                "output {o} element {i}: composite {a}, decomposed {b}\n{g}"
+            );
         }
     }
     Ok(())
@@ -74,7 +77,16 @@ const F32_TOL: f64 = 2e-6;
 
 #[test]
 fn softmax_matches_on_awkward_shapes() -> Res {
-    let cases: &[(&[usize], usize)] = &[(&[1], 0), (&[3], 0), (&[50], 0), (&[2, 3], 0), (&[2, 3], 1), (&[3, 50], 1), (&[2, 1, 3], 1), (&[4, 3, 5], 0)];
+    let cases: &[(&[usize], usize)] = &[
+        (&[1], 0),
+        (&[3], 0),
+        (&[50], 0),
+        (&[2, 3], 0),
+        (&[2, 3], 1),
+        (&[3, 50], 1),
+        (&[2, 1, 3], 1),
+        (&[4, 3, 5], 0),
+    ];
     for (seed, &(dims, axis)) in cases.iter().enumerate() {
         let g = single(Op::Softmax { axis }, &[("x", Shape::from(dims))], DType::F32)?;
         check(&g, &[Fill::Uniform(3.0)], seed as u64, F32_TOL)?;
@@ -112,8 +124,14 @@ fn layer_norm_matches_on_awkward_shapes_and_zeros() -> Res {
 #[test]
 fn rope_matches_for_both_styles() -> Res {
     // (x shape, cos/sin shape)
-    let cases: &[(&[usize], &[usize])] =
-        &[(&[2], &[1]), (&[3, 6], &[3]), (&[3, 6], &[3, 3]), (&[2, 3, 50], &[3, 25]), (&[1, 50], &[1, 25]), (&[4, 1, 50], &[25])];
+    let cases: &[(&[usize], &[usize])] = &[
+        (&[2], &[1]),
+        (&[3, 6], &[3]),
+        (&[3, 6], &[3, 3]),
+        (&[2, 3, 50], &[3, 25]),
+        (&[1, 50], &[1, 25]),
+        (&[4, 1, 50], &[25]),
+    ];
     for (seed, &(x, cs)) in cases.iter().enumerate() {
         for style in [RopeStyle::HalfSplit, RopeStyle::Interleaved] {
             let operands = [("x", Shape::from(x)), ("cos", Shape::from(cs)), ("sin", Shape::from(cs))];
@@ -134,10 +152,18 @@ fn f16_composites_expand_at_f32_precision() -> Res {
     // 200^2 = 40000 sums past f16's 65504 over 50 elements: only f32 accumulation survives.
     let g = single(Op::RmsNorm { eps: eps(1e-6) }, &[("x", x.clone()), ("w", w.clone())], DType::F16)?;
     check(&g, &[Fill::Uniform(200.0)], 2, tol)?;
-    let g = single(Op::LayerNorm { eps: eps(1e-5) }, &[("x", x.clone()), ("w", w.clone()), ("b", w)], DType::F16)?;
+    let g = single(
+        Op::LayerNorm { eps: eps(1e-5) },
+        &[("x", x.clone()), ("w", w.clone()), ("b", w)],
+        DType::F16,
+    )?;
     check(&g, &[Fill::Uniform(4.0)], 3, tol)?;
     let cs = Shape::from([3, 25]);
-    let g = single(Op::Rope { style: RopeStyle::Interleaved }, &[("x", x), ("cos", cs.clone()), ("sin", cs)], DType::F16)?;
+    let g = single(
+        Op::Rope { style: RopeStyle::Interleaved },
+        &[("x", x), ("cos", cs.clone()), ("sin", cs)],
+        DType::F16,
+    )?;
     check(&g, &[Fill::Uniform(4.0)], 4, tol)
 }
 

@@ -18,13 +18,22 @@ fn inference_errors_name_the_op_and_the_shapes() {
     let h = g.input("h", [3], DType::F16);
     let cases = [
         (add_err(&mut g, Op::MatMul, &[a, a]), vec!["matmul", "f32[2,3], f32[2,3]", "3 vs 2"]),
-        (add_err(&mut g, Op::Binary(BinaryOp::Add), &[a, i]), vec!["add", "f32[2,3], i32[2,3]", "dtypes differ"]),
+        (
+            add_err(&mut g, Op::Binary(BinaryOp::Add), &[a, i]),
+            vec!["add", "f32[2,3], i32[2,3]", "dtypes differ"],
+        ),
         (add_err(&mut g, Op::Binary(BinaryOp::Mul), &[a, h]), vec!["mul", "f16[3]"]),
         (add_err(&mut g, Op::Unary(tessera_ir::UnaryOp::Exp), &[i]), vec!["exp", "i32[2,3]"]),
         (add_err(&mut g, Op::Reshape { shape: Shape::from([4]) }, &[a]), vec!["reshape", "f32[2,3]", "[4]"]),
         (add_err(&mut g, Op::Permute { perm: vec![0, 0] }, &[a]), vec!["permute", "f32[2,3]"]),
-        (add_err(&mut g, Op::Reduce { kind: ReduceKind::Mean, axes: vec![1], keepdims: false }, &[i]), vec!["reduce.mean", "i32"]),
-        (add_err(&mut g, Op::Reduce { kind: ReduceKind::Sum, axes: vec![2], keepdims: false }, &[a]), vec!["reduce.sum", "axis 2"]),
+        (
+            add_err(&mut g, Op::Reduce { kind: ReduceKind::Mean, axes: vec![1], keepdims: false }, &[i]),
+            vec!["reduce.mean", "i32"],
+        ),
+        (
+            add_err(&mut g, Op::Reduce { kind: ReduceKind::Sum, axes: vec![2], keepdims: false }, &[a]),
+            vec!["reduce.sum", "axis 2"],
+        ),
         (add_err(&mut g, Op::Concat { axis: 0 }, &[a, h]), vec!["concat", "f32[2,3], f16[3]"]),
         (add_err(&mut g, Op::Gather, &[a, a]), vec!["gather", "i32 or u32"]),
         (add_err(&mut g, Op::Where, &[a, a, a]), vec!["where", "bool"]),
@@ -61,7 +70,10 @@ fn tampered(edit: impl FnOnce(&mut serde_json::Value)) -> Graph {
 #[test]
 fn verify_catches_tampered_graphs() {
     let cases: Vec<(Graph, &str)> = vec![
-        (tampered(|j| j["nodes"][2]["shape"] = serde_json::json!([2, 4])), "records f32[2,4] but infers f32[2,3]"),
+        (
+            tampered(|j| j["nodes"][2]["shape"] = serde_json::json!([2, 4])),
+            "records f32[2,4] but infers f32[2,3]",
+        ),
         (tampered(|j| j["nodes"][2]["dtype"] = serde_json::json!("F16")), "records f16[2,3]"),
         (tampered(|j| j["nodes"][2]["inputs"] = serde_json::json!([0, 2])), "does not precede"),
         (tampered(|j| j["nodes"][2]["inputs"] = serde_json::json!([0])), "expects 2 operand(s)"),

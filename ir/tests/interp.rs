@@ -3,7 +3,9 @@
 mod common;
 
 use tessera_ir::interp::{Tensor, eval_op, run};
-use tessera_ir::{BinaryOp, DType, Graph, IrError, Op, ReduceKind, RopeStyle, Shape, SliceRange, UnaryOp, float};
+use tessera_ir::{
+    BinaryOp, DType, Graph, IrError, Op, ReduceKind, RopeStyle, Shape, SliceRange, UnaryOp, float,
+};
 
 type Res = Result<(), IrError>;
 
@@ -36,7 +38,11 @@ const F32_REL: f64 = 1.2e-7;
 
 #[test]
 fn constant_fills_and_rounds_to_dtype() -> Res {
-    let c = |value: f64, dtype| Op::Constant { value: float(value).expect("not NaN"), shape: Shape::from([2]), dtype };
+    let c = |value: f64, dtype| Op::Constant {
+        value: float(value).expect("not NaN"),
+        shape: Shape::from([2]),
+        dtype,
+    };
     assert_eq!(eval_op(&c(f64::NEG_INFINITY, DType::F32), &[])?.data, vec![f64::NEG_INFINITY; 2]);
     assert_eq!(eval_op(&c(0.1, DType::F32), &[])?.data, vec![0.1f32 as f64; 2]);
     assert_eq!(eval_op(&c(-2.7, DType::I32), &[])?.data, vec![-2.0; 2]);
@@ -99,7 +105,10 @@ fn binary_arithmetic_broadcasts() -> Res {
     assert_eq!(binary(BinaryOp::Mul, &a, &b)?.data, vec![10.0, 20.0, 30.0, 20.0, 40.0, 60.0]);
     assert_eq!(binary(BinaryOp::Max, &f32s([2], &[1.0, 5.0]), &f32s([2], &[3.0, 2.0]))?.data, vec![3.0, 5.0]);
     assert_eq!(binary(BinaryOp::Min, &f32s([2], &[1.0, 5.0]), &f32s([2], &[3.0, 2.0]))?.data, vec![1.0, 2.0]);
-    assert_eq!(binary(BinaryOp::Pow, &f32s([2], &[2.0, 9.0]), &f32s([2], &[10.0, 0.5]))?.data, vec![1024.0, 3.0]);
+    assert_eq!(
+        binary(BinaryOp::Pow, &f32s([2], &[2.0, 9.0]), &f32s([2], &[10.0, 0.5]))?.data,
+        vec![1024.0, 3.0]
+    );
     // Float division by zero is IEEE.
     let y = binary(BinaryOp::Div, &f32s([3], &[1.0, -1.0, 0.0]), &f32s([1], &[0.0]))?;
     assert_close(&y, &[f64::INFINITY, f64::NEG_INFINITY, f64::NAN], 0.0);
@@ -268,8 +277,9 @@ fn reshape_and_permute_of_a_2x3x4() -> Res {
     // out[i][j][k] = x[j][k][i] = 12j + 4k + i
     let y = eval_op(&Op::Permute { perm: vec![2, 0, 1] }, &[&x])?;
     assert_eq!(y.shape, Shape::from([4, 2, 3]));
-    let want: Vec<f64> =
-        (0..4).flat_map(|i| (0..2).flat_map(move |j| (0..3).map(move |k| f64::from(12 * j + 4 * k + i)))).collect();
+    let want: Vec<f64> = (0..4)
+        .flat_map(|i| (0..2).flat_map(move |j| (0..3).map(move |k| f64::from(12 * j + 4 * k + i))))
+        .collect();
     assert_eq!(y.data, want);
     assert_eq!(&y.data[..6], &[0.0, 4.0, 8.0, 12.0, 16.0, 20.0]);
     Ok(())
@@ -386,7 +396,10 @@ fn run_binds_by_name_and_returns_outputs_in_order() -> Res {
     let y = g.add(Op::Binary(BinaryOp::Mul), &[x, w])?;
     g.add_output(y)?;
     g.add_output(x)?;
-    let out = run(&g, &[("w", f32s([2], &[3.0, 4.0])), ("x", f32s([2], &[1.0, 2.0])), ("unused", f32s([], &[0.0]))])?;
+    let out = run(
+        &g,
+        &[("w", f32s([2], &[3.0, 4.0])), ("x", f32s([2], &[1.0, 2.0])), ("unused", f32s([], &[0.0]))],
+    )?;
     assert_eq!(out, vec![f32s([2], &[3.0, 8.0]), f32s([2], &[1.0, 2.0])]);
     Ok(())
 }
@@ -405,7 +418,9 @@ fn run_reports_missing_and_mismatched_bindings() -> Res {
     let bad = Tensor { shape: Shape::from([2]), dtype: DType::I32, data: vec![1.0] };
     assert!(matches!(run(&g, &[("tokens", bad)]), Err(IrError::Binding(_))));
     assert!(Tensor::try_new([3], DType::F32, vec![1.0]).is_err());
-    assert!(eval_op(&Op::Input { name: "x".into(), shape: Shape::scalar(), dtype: DType::F32 }, &[]).is_err());
+    assert!(
+        eval_op(&Op::Input { name: "x".into(), shape: Shape::scalar(), dtype: DType::F32 }, &[]).is_err()
+    );
     Ok(())
 }
 

@@ -23,7 +23,14 @@ fn dump_matches_the_documented_format() -> Res {
     let mut g = Graph::new();
     let x = g.input("x", [2, 3], DType::F32);
     let w = g.param("model.layers.0.w", [3, 4], DType::F32);
-    let c = g.add(Op::Constant { value: float(f64::NEG_INFINITY).expect("not NaN"), shape: Shape::scalar(), dtype: DType::F32 }, &[])?;
+    let c = g.add(
+        Op::Constant {
+            value: float(f64::NEG_INFINITY).expect("not NaN"),
+            shape: Shape::scalar(),
+            dtype: DType::F32,
+        },
+        &[],
+    )?;
     let y = g.add(Op::MatMul, &[x, w])?;
     let s = g.add(Op::Reduce { kind: tessera_ir::ReduceKind::Sum, axes: vec![1], keepdims: true }, &[y])?;
     g.set_outputs(vec![s, c])?;
@@ -41,9 +48,14 @@ outputs %4, %2
 
 #[test]
 fn floats_round_trip_bit_for_bit() -> Res {
-    for v in [0.1, 1e-5, 1e-300, 5e-324, 1.0 / 3.0, -0.0, 1e300, f64::MAX, f64::INFINITY, -2.5e-7, 123456789.0] {
+    for v in
+        [0.1, 1e-5, 1e-300, 5e-324, 1.0 / 3.0, -0.0, 1e300, f64::MAX, f64::INFINITY, -2.5e-7, 123456789.0]
+    {
         let mut g = Graph::new();
-        let c = g.add(Op::Constant { value: float(v).expect("not NaN"), shape: Shape::from([1]), dtype: DType::F32 }, &[])?;
+        let c = g.add(
+            Op::Constant { value: float(v).expect("not NaN"), shape: Shape::from([1]), dtype: DType::F32 },
+            &[],
+        )?;
         let n = g.add(Op::RmsNorm { eps: float(v.abs()).expect("not NaN") }, &[c, c])?;
         g.set_outputs(vec![n])?;
         let back = parse(&dump(&g))?;

@@ -100,7 +100,9 @@ pub fn every_op_graph() -> Result<Graph, IrError> {
     let cos = g.input("cos", [2], DType::F32);
     let sin = g.input("sin", [1, 2], DType::F32);
     let mut outs: Vec<NodeId> = Vec::new();
-    for (value, dtype) in [(f64::NEG_INFINITY, DType::F32), (1e-5, DType::F16), (0.1, DType::F32), (-7.0, DType::I32)] {
+    for (value, dtype) in
+        [(f64::NEG_INFINITY, DType::F32), (1e-5, DType::F16), (0.1, DType::F32), (-7.0, DType::I32)]
+    {
         let value = float(value).ok_or_else(|| IrError::Graph("NaN".into()))?;
         outs.push(g.add(Op::Constant { value, shape: Shape::from([2]), dtype }, &[])?);
     }
