@@ -73,9 +73,7 @@ impl GpuOptions {
         let poll_timeout = match var("TESSERA_POLL_TIMEOUT_S") {
             None => GpuOptions::default().poll_timeout,
             Some(value) => match value.trim().parse::<f64>() {
-                Ok(seconds) if seconds > 0.0 && seconds.is_finite() => {
-                    Duration::from_secs_f64(seconds)
-                }
+                Ok(seconds) if seconds > 0.0 && seconds.is_finite() => Duration::from_secs_f64(seconds),
                 _ => return Err(bad("TESSERA_POLL_TIMEOUT_S", &value)),
             },
         };
@@ -106,9 +104,8 @@ pub struct Gpu {
     pub(crate) poll_timeout: Duration,
 }
 
-const PRIMARY: wgpu::Backends = wgpu::Backends::VULKAN
-    .union(wgpu::Backends::METAL)
-    .union(wgpu::Backends::DX12);
+const PRIMARY: wgpu::Backends =
+    wgpu::Backends::VULKAN.union(wgpu::Backends::METAL).union(wgpu::Backends::DX12);
 
 impl Gpu {
     /// The best adapter, as `TESSERA_BACKEND`, `TESSERA_ADAPTER`, `TESSERA_NO_F16`,
@@ -132,17 +129,13 @@ impl Gpu {
             });
             let adapters = pollster::block_on(instance.enumerate_adapters(*backends));
             seen.extend(
-                adapters
-                    .iter()
-                    .map(|a| AdapterReport::new(&a.get_info(), a.features(), &a.limits()).short()),
+                adapters.iter().map(|a| AdapterReport::new(&a.get_info(), a.features(), &a.limits()).short()),
             );
             let wanted = options.adapter.as_ref().map(|name| name.to_lowercase());
             let best = adapters
                 .into_iter()
                 .filter(|a| {
-                    wanted
-                        .as_ref()
-                        .is_none_or(|name| a.get_info().name.to_lowercase().contains(name))
+                    wanted.as_ref().is_none_or(|name| a.get_info().name.to_lowercase().contains(name))
                 })
                 .min_by_key(|a| preference(&a.get_info()));
             if let Some(adapter) = best {
@@ -150,22 +143,17 @@ impl Gpu {
             }
         }
         if let (Some(wanted), false) = (&options.adapter, seen.is_empty()) {
-            return Err(RuntimeError::AdapterNotFound {
-                wanted: wanted.clone(),
-                available: seen,
-            });
+            return Err(RuntimeError::AdapterNotFound { wanted: wanted.clone(), available: seen });
         }
-        let searched = searches
-            .iter()
-            .map(|b| format!("{b:?}"))
-            .collect::<Vec<_>>()
-            .join(", then ");
-        Err(RuntimeError::NoAdapter {
-            searched,
-            hint: "install a Vulkan driver (on Debian/Ubuntu without a GPU: `apt-get install mesa-vulkan-drivers \
-                   libvulkan1` for lavapipe), or set TESSERA_BACKEND=gl"
-                .to_string(),
-        })
+        let searched = searches.iter().map(|b| backend_names(*b)).collect::<Vec<_>>().join(", then ");
+        let hint = match options.backend {
+            Some(_) => "unset TESSERA_BACKEND to search every backend, or install a driver for this one",
+            None => {
+                "install a Vulkan driver (without a GPU on Debian/Ubuntu: `apt-get install \
+                     mesa-vulkan-drivers libvulkan1` for lavapipe)"
+            }
+        };
+        Err(RuntimeError::NoAdapter { searched, hint: hint.to_string() })
     }
 
     /// Requests the device with the adapter's own limits and the features tessera uses.
@@ -186,10 +174,8 @@ impl Gpu {
             wanted |= wgpu::Features::SUBGROUP | wgpu::Features::SUBGROUP_BARRIER;
         }
         // Mappable storage buffers are zero-copy on shared memory and a slow path over PCIe.
-        let shares_memory = matches!(
-            info.device_type,
-            wgpu::DeviceType::IntegratedGpu | wgpu::DeviceType::Cpu
-        );
+        let shares_memory =
+            matches!(info.device_type, wgpu::DeviceType::IntegratedGpu | wgpu::DeviceType::Cpu);
         if shares_memory && !options.no_uma {
             wanted |= wgpu::Features::MAPPABLE_PRIMARY_BUFFERS;
         }
@@ -250,9 +236,7 @@ impl Gpu {
             max_compute_invocations_per_workgroup: a
                 .max_compute_invocations_per_workgroup
                 .min(b.max_compute_invocations_per_workgroup),
-            max_compute_workgroup_size_x: a
-                .max_compute_workgroup_size_x
-                .min(b.max_compute_workgroup_size_x),
+            max_compute_workgroup_size_x: a.max_compute_workgroup_size_x.min(b.max_compute_workgroup_size_x),
             max_compute_workgroups_per_dimension: a
                 .max_compute_workgroups_per_dimension
                 .min(b.max_compute_workgroups_per_dimension),
@@ -290,6 +274,13 @@ impl Gpu {
         self.report.features.mappable_primary_buffers
     }
 
+    /// Destroys the device now, freeing its memory: every later call on it or on an
+    /// [`Executable`](crate::Executable) loaded from it returns [`RuntimeError::DeviceLost`].
+    pub fn destroy(&self) {
+        self.device.destroy();
+        self.health.mark_lost("destroyed by Gpu::destroy");
+    }
+
     /// The wgpu instance this device came from.
     pub fn instance(&self) -> &wgpu::Instance {
         &self.instance
@@ -299,6 +290,12 @@ impl Gpu {
     pub fn adapter(&self) -> &wgpu::Adapter {
         &self.adapter
     }
+}
+
+/// `vulkan/metal/dx12`.
+fn backend_names(backends: wgpu::Backends) -> String {
+    let names = wgpu::Backend::ALL.iter().filter(|&&b| backends.contains(b.into())).map(|b| b.to_str());
+    names.collect::<Vec<_>>().join("/")
 }
 
 /// Lower is better: discrete, integrated, virtual, CPU, other; non-GL before GL.
@@ -338,10 +335,8 @@ mod tests {
     use std::collections::HashMap;
 
     fn options(vars: &[(&str, &str)]) -> Result<GpuOptions, RuntimeError> {
-        let vars: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let vars: HashMap<String, String> =
+            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         GpuOptions::from_vars(|name| vars.get(name).cloned())
     }
 
@@ -359,17 +354,12 @@ mod tests {
         assert_eq!(parsed.adapter.as_deref(), Some("llvm"));
         assert!(parsed.no_f16 && !parsed.no_subgroups);
         assert_eq!(parsed.poll_timeout, Duration::from_millis(2500));
-        for (var, value) in [
-            ("TESSERA_BACKEND", "cuda"),
-            ("TESSERA_NO_F16", "maybe"),
-            ("TESSERA_POLL_TIMEOUT_S", "-1"),
-        ] {
+        for (var, value) in
+            [("TESSERA_BACKEND", "cuda"), ("TESSERA_NO_F16", "maybe"), ("TESSERA_POLL_TIMEOUT_S", "-1")]
+        {
             assert_eq!(
                 options(&[(var, value)]),
-                Err(RuntimeError::BadEnv {
-                    var: var.to_string(),
-                    value: value.to_string()
-                })
+                Err(RuntimeError::BadEnv { var: var.to_string(), value: value.to_string() })
             );
         }
     }

@@ -143,6 +143,13 @@ impl DeviceHealth {
         health
     }
 
+    /// Records a loss the runtime caused itself (wgpu reports it only at the next poll).
+    pub(crate) fn mark_lost(&self, reason: &str) {
+        if let Ok(mut lost) = self.lost.lock() {
+            lost.get_or_insert_with(|| reason.to_string());
+        }
+    }
+
     /// `Err` when the device is lost or reported an error since the last check.
     pub(crate) fn check(&self) -> Result<(), RuntimeError> {
         if let Some(reason) = self.lost.lock().ok().and_then(|lost| lost.clone()) {

@@ -85,23 +85,15 @@ impl Gpu {
             if desc.role == BufferRole::Output || read_back {
                 usage |= wgpu::BufferUsages::COPY_SRC;
             }
-            let buffer = self
-                .pool
-                .acquire(&self.device, desc.size, usage, &desc.label)?;
+            let buffer = self.pool.acquire(&self.device, desc.size, usage, &desc.label)?;
             exe.buffers.push(buffer);
         }
         for output in &plan.outputs {
             let bytes = host_bytes(output);
             let usage = wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST;
             let label = format!("{} staging", output.name);
-            let staging = self
-                .pool
-                .acquire(&self.device, padded(bytes).max(4), usage, &label)?;
-            exe.outputs.push(Readback {
-                buffer: output.buffer.0 as usize,
-                bytes,
-                staging,
-            });
+            let staging = self.pool.acquire(&self.device, padded(bytes).max(4), usage, &label)?;
+            exe.outputs.push(Readback { buffer: output.buffer.0 as usize, bytes, staging });
         }
         exe.clear_reused_buffers()?;
 
@@ -129,11 +121,7 @@ impl Gpu {
                     entries: &entries,
                 })
             })?;
-            exe.steps.push(Step {
-                pipeline,
-                bind_group,
-                workgroups: dispatch.workgroups,
-            });
+            exe.steps.push(Step { pipeline, bind_group, workgroups: dispatch.workgroups });
         }
         Ok(exe)
     }
@@ -142,11 +130,7 @@ impl Gpu {
 fn host_writes(bindings: &[IoBinding]) -> Vec<HostWrite> {
     bindings
         .iter()
-        .map(|b| HostWrite {
-            name: b.name.clone(),
-            buffer: b.buffer.0 as usize,
-            bytes: host_bytes(b),
-        })
+        .map(|b| HostWrite { name: b.name.clone(), buffer: b.buffer.0 as usize, bytes: host_bytes(b) })
         .collect()
 }
 
@@ -156,26 +140,14 @@ impl Executable {
     pub fn write_param(&mut self, name: &str, bytes: &[u8]) -> Result<(), RuntimeError> {
         let target = self.params.iter().find(|p| p.name == name);
         let target = target.ok_or_else(|| RuntimeError::UnknownBinding(name.to_string()))?;
-        write(
-            &self.device,
-            &self.queue,
-            &self.buffers[target.buffer],
-            target,
-            bytes,
-        )
+        write(&self.device, &self.queue, &self.buffers[target.buffer], target, bytes)
     }
 
     /// Writes an input (little-endian elements of its storage dtype) for the next run.
     pub fn write_input(&mut self, name: &str, bytes: &[u8]) -> Result<(), RuntimeError> {
         let target = self.inputs.iter().find(|p| p.name == name);
         let target = target.ok_or_else(|| RuntimeError::UnknownBinding(name.to_string()))?;
-        write(
-            &self.device,
-            &self.queue,
-            &self.buffers[target.buffer],
-            target,
-            bytes,
-        )
+        write(&self.device, &self.queue, &self.buffers[target.buffer], target, bytes)
     }
 
     /// Runs every dispatch and returns each output's bytes, in the plan's output order.
@@ -198,11 +170,7 @@ impl Executable {
     /// Bytes of device buffers this plan holds (size classes, staging buffers included).
     pub fn buffer_bytes(&self) -> u64 {
         let staging = self.outputs.iter().map(|o| &o.staging);
-        self.buffers
-            .iter()
-            .chain(staging)
-            .map(|b| b.buffer.size())
-            .sum()
+        self.buffers.iter().chain(staging).map(|b| b.buffer.size()).sum()
     }
 
     /// Encoder, one compute pass with every dispatch in plan order, output copies, one submit.
@@ -211,9 +179,7 @@ impl Executable {
         scoped(&self.device, || {
             let mut encoder = self
                 .device
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                    label: Some("tessera run"),
-                });
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("tessera run") });
             {
                 let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                     label: Some("tessera dispatches"),
@@ -229,13 +195,7 @@ impl Executable {
             if copy_outputs {
                 for output in self.outputs.iter().filter(|o| o.bytes > 0) {
                     let source = &self.buffers[output.buffer].buffer;
-                    encoder.copy_buffer_to_buffer(
-                        source,
-                        0,
-                        &output.staging.buffer,
-                        0,
-                        padded(output.bytes),
-                    );
+                    encoder.copy_buffer_to_buffer(source, 0, &output.staging.buffer, 0, padded(output.bytes));
                 }
             }
             self.queue.submit([encoder.finish()])
@@ -244,26 +204,21 @@ impl Executable {
 
     /// Blocks until `submission` is done or the poll timeout passes.
     fn wait(&self, submission: wgpu::SubmissionIndex) -> Result<(), RuntimeError> {
-        let poll = wgpu::PollType::Wait {
-            submission_index: Some(submission),
-            timeout: Some(self.poll_timeout),
-        };
+        let poll =
+            wgpu::PollType::Wait { submission_index: Some(submission), timeout: Some(self.poll_timeout) };
         let waited = self.device.poll(poll);
         self.health.check()?;
         match waited {
             Ok(_) => Ok(()),
-            Err(wgpu::PollError::Timeout) => Err(RuntimeError::PollTimeout {
-                seconds: self.poll_timeout.as_secs_f64(),
-            }),
+            Err(wgpu::PollError::Timeout) => {
+                Err(RuntimeError::PollTimeout { seconds: self.poll_timeout.as_secs_f64() })
+            }
             Err(other) => Err(RuntimeError::Validation(format!("poll failed: {other}"))),
         }
     }
 
     /// Maps every staging buffer, waits, copies the bytes out and unmaps.
-    fn read_back(
-        &mut self,
-        submission: wgpu::SubmissionIndex,
-    ) -> Result<Vec<Vec<u8>>, RuntimeError> {
+    fn read_back(&mut self, submission: wgpu::SubmissionIndex) -> Result<Vec<Vec<u8>>, RuntimeError> {
         let (sender, receiver) = mpsc::channel();
         let mut requested = Vec::new();
         for (index, output) in self.outputs.iter().enumerate().filter(|(_, o)| o.bytes > 0) {
@@ -276,9 +231,7 @@ impl Executable {
             requested.push(index);
         }
         drop(sender);
-        let result = self
-            .wait(submission)
-            .and_then(|()| self.copy_mapped(&receiver, requested.len()));
+        let result = self.wait(submission).and_then(|()| self.copy_mapped(&receiver, requested.len()));
         self.unmap(&requested);
         result
     }
@@ -306,9 +259,7 @@ impl Executable {
                 continue;
             }
             let slice = output.staging.buffer.slice(0..padded(output.bytes));
-            let view = slice
-                .get_mapped_range()
-                .map_err(|error| RuntimeError::Map(error.to_string()))?;
+            let view = slice.get_mapped_range().map_err(|error| RuntimeError::Map(error.to_string()))?;
             results.push(view[..output.bytes as usize].to_vec());
         }
         Ok(results)
@@ -336,9 +287,7 @@ impl Executable {
         scoped(&self.device, || {
             let mut encoder = self
                 .device
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                    label: Some("tessera clear"),
-                });
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("tessera clear") });
             for buffer in reused {
                 encoder.clear_buffer(&buffer.buffer, 0, None);
             }
@@ -366,7 +315,7 @@ fn write(
         return Ok(());
     }
     scoped(device, || {
-        if bytes.len() % 4 == 0 {
+        if bytes.len().is_multiple_of(4) {
             queue.write_buffer(&buffer.buffer, 0, bytes);
         } else {
             let mut aligned = bytes.to_vec();

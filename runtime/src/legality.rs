@@ -18,13 +18,8 @@ pub(crate) fn check_plan(
                 buffer.label, buffer.size
             )));
         }
-        let what =
-            |limit: &str| format!("size of buffer {index} ({}) against {limit}", buffer.label);
-        at_most(
-            what("max_buffer_size"),
-            buffer.size,
-            profile.limits.max_buffer_size,
-        )?;
+        let what = |limit: &str| format!("size of buffer {index} ({}) against {limit}", buffer.label);
+        at_most(what("max_buffer_size"), buffer.size, profile.limits.max_buffer_size)?;
         // Every buffer is bound whole as a storage buffer.
         at_most(
             what("max_storage_buffer_binding_size"),
@@ -68,10 +63,7 @@ pub(crate) fn check_plan(
         }
         for (axis, count) in ["x", "y", "z"].iter().zip(dispatch.workgroups) {
             at_most(
-                format!(
-                    "workgroup count {axis} of dispatch {index} (kernel {})",
-                    kernel.name
-                ),
+                format!("workgroup count {axis} of dispatch {index} (kernel {})", kernel.name),
                 count.into(),
                 profile.limits.max_compute_workgroups_per_dimension.into(),
             )?;
@@ -101,10 +93,7 @@ fn check_kernel(
     )?;
     let [x, y, z] = kernel.workgroup_size;
     if x == 0 || y == 0 || z == 0 {
-        return Err(malformed(format!(
-            "kernel {name} has workgroup size {:?}",
-            kernel.workgroup_size
-        )));
+        return Err(malformed(format!("kernel {name} has workgroup size {:?}", kernel.workgroup_size)));
     }
     at_most(
         format!("workgroup size x of kernel {name}"),
@@ -127,14 +116,10 @@ fn check_kernel(
         profile.limits.max_compute_invocations_per_workgroup.into(),
     )?;
     if kernel.uses_f16 && !profile.f16 {
-        return Err(RuntimeError::MissingFeature(format!(
-            "SHADER_F16 (kernel {name} uses f16)"
-        )));
+        return Err(RuntimeError::MissingFeature(format!("SHADER_F16 (kernel {name} uses f16)")));
     }
     if kernel.uses_subgroups && !profile.subgroups {
-        return Err(RuntimeError::MissingFeature(format!(
-            "SUBGROUP (kernel {name} uses subgroup builtins)"
-        )));
+        return Err(RuntimeError::MissingFeature(format!("SUBGROUP (kernel {name} uses subgroup builtins)")));
     }
     Ok(())
 }
@@ -158,11 +143,7 @@ fn check_buffer_id<'p>(
     context: &str,
 ) -> Result<&'p tessera_compiler::BufferDesc, RuntimeError> {
     plan.buffers.get(id.0 as usize).ok_or_else(|| {
-        malformed(format!(
-            "{context} refers to buffer {}, the plan has {}",
-            id.0,
-            plan.buffers.len()
-        ))
+        malformed(format!("{context} refers to buffer {}, the plan has {}", id.0, plan.buffers.len()))
     })
 }
 

@@ -44,11 +44,7 @@ impl PipelineKey {
         PipelineKey {
             wgsl: kernel.wgsl.clone(),
             entry: kernel.entry.clone(),
-            constants: kernel
-                .constants
-                .iter()
-                .map(|(name, value)| (name.clone(), value.to_bits()))
-                .collect(),
+            constants: kernel.constants.iter().map(|(name, value)| (name.clone(), value.to_bits())).collect(),
             bindings: kernel.bindings.clone(),
         }
     }
@@ -89,11 +85,7 @@ impl PipelineCache {
         let mut state = self.lock();
         state.stats.misses += 1;
         state.stats.entries += 1;
-        state
-            .pipelines
-            .entry(hash)
-            .or_default()
-            .push((key, Arc::clone(&built)));
+        state.pipelines.entry(hash).or_default().push((key, Arc::clone(&built)));
         Ok(built)
     }
 
@@ -104,20 +96,13 @@ impl PipelineCache {
 
     fn lookup(&self, hash: u64, key: &PipelineKey) -> Option<Arc<KernelPipeline>> {
         let mut state = self.lock();
-        let found = state
-            .pipelines
-            .get(&hash)?
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, p)| Arc::clone(p))?;
+        let found = state.pipelines.get(&hash)?.iter().find(|(k, _)| k == key).map(|(_, p)| Arc::clone(p))?;
         state.stats.hits += 1;
         Some(found)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, CacheState> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -141,26 +126,19 @@ fn build(device: &wgpu::Device, kernel: &KernelSource) -> Result<KernelPipeline,
             binding: slot as u32,
             visibility: wgpu::ShaderStages::COMPUTE,
             ty: wgpu::BindingType::Buffer {
-                ty: wgpu::BufferBindingType::Storage {
-                    read_only: *access == Access::Read,
-                },
+                ty: wgpu::BufferBindingType::Storage { read_only: *access == Access::Read },
                 has_dynamic_offset: false,
                 min_binding_size: None,
             },
             count: None,
         })
         .collect();
-    let constants: Vec<(&str, f64)> = kernel
-        .constants
-        .iter()
-        .map(|(name, value)| (name.as_str(), *value))
-        .collect();
+    let constants: Vec<(&str, f64)> =
+        kernel.constants.iter().map(|(name, value)| (name.as_str(), *value)).collect();
 
     scoped(device, || {
-        let bind_group_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label,
-            entries: &entries,
-        });
+        let bind_group_layout =
+            device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label, entries: &entries });
         let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
             label,
             bind_group_layouts: &[Some(&bind_group_layout)],
@@ -177,10 +155,7 @@ fn build(device: &wgpu::Device, kernel: &KernelSource) -> Result<KernelPipeline,
             },
             cache: None,
         });
-        KernelPipeline {
-            bind_group_layout,
-            pipeline,
-        }
+        KernelPipeline { bind_group_layout, pipeline }
     })
     .map_err(|error| in_kernel(error, kernel))
 }

@@ -87,31 +87,17 @@ impl BufferPool {
             state.stats.reused += 1;
             state.stats.free_buffers -= 1;
             state.stats.free_bytes -= class;
-            return Ok(PooledBuffer {
-                buffer,
-                class,
-                usage,
-                reused: true,
-            });
+            return Ok(PooledBuffer { buffer, class, usage, reused: true });
         }
         drop(state);
-        let descriptor = wgpu::BufferDescriptor {
-            label: Some(label),
-            size: class,
-            usage,
-            mapped_at_creation: false,
-        };
+        let descriptor =
+            wgpu::BufferDescriptor { label: Some(label), size: class, usage, mapped_at_creation: false };
         let buffer = scoped(device, || device.create_buffer(&descriptor))?;
         let mut state = self.lock();
         state.stats.allocated += 1;
         state.memory.current_bytes += class;
         state.memory.peak_bytes = state.memory.peak_bytes.max(state.memory.current_bytes);
-        Ok(PooledBuffer {
-            buffer,
-            class,
-            usage,
-            reused: false,
-        })
+        Ok(PooledBuffer { buffer, class, usage, reused: false })
     }
 
     /// Keeps `buffer` for the next acquire of its class and usage.
@@ -119,11 +105,7 @@ impl BufferPool {
         let mut state = self.lock();
         state.stats.free_buffers += 1;
         state.stats.free_bytes += buffer.class;
-        state
-            .free
-            .entry((buffer.class, buffer.usage))
-            .or_default()
-            .push(buffer.buffer);
+        state.free.entry((buffer.class, buffer.usage)).or_default().push(buffer.buffer);
     }
 
     /// Destroys every free buffer, returning its memory to the device.
@@ -149,9 +131,7 @@ impl BufferPool {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, PoolState> {
         // Counters stay consistent even if a holder panicked: every update is a few additions.
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

@@ -87,11 +87,9 @@ impl AdapterReport {
                 subgroup_min_size: if subgroups { info.subgroup_min_size } else { 0 },
                 subgroup_max_size: if subgroups { info.subgroup_max_size } else { 0 },
                 timestamp_query: features.contains(wgpu::Features::TIMESTAMP_QUERY),
-                mappable_primary_buffers: features
-                    .contains(wgpu::Features::MAPPABLE_PRIMARY_BUFFERS),
+                mappable_primary_buffers: features.contains(wgpu::Features::MAPPABLE_PRIMARY_BUFFERS),
                 pipeline_cache: features.contains(wgpu::Features::PIPELINE_CACHE),
-                cooperative_matrix: features
-                    .contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX),
+                cooperative_matrix: features.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX),
             },
             limits: LimitReport {
                 max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size,
@@ -113,17 +111,12 @@ impl AdapterReport {
 /// Every adapter on every backend (Vulkan, Metal, DX12, GL), as the adapter offers it.
 pub fn list_adapters() -> Vec<AdapterReport> {
     let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
-        backends: wgpu::Backends::VULKAN
-            | wgpu::Backends::METAL
-            | wgpu::Backends::DX12
-            | wgpu::Backends::GL,
+        backends: wgpu::Backends::VULKAN | wgpu::Backends::METAL | wgpu::Backends::DX12 | wgpu::Backends::GL,
         ..wgpu::InstanceDescriptor::new_without_display_handle()
     });
     pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()))
         .iter()
-        .map(|adapter| {
-            AdapterReport::new(&adapter.get_info(), adapter.features(), &adapter.limits())
-        })
+        .map(|adapter| AdapterReport::new(&adapter.get_info(), adapter.features(), &adapter.limits()))
         .collect()
 }
 
@@ -139,18 +132,9 @@ impl fmt::Display for AdapterReport {
             self.backend, self.device_type, self.vendor, self.device
         )?;
         writeln!(f, "  driver: {} {}", self.driver, self.driver_info)?;
-        write!(
-            f,
-            "  f16: {}   subgroups: {}",
-            yes_no(features.f16),
-            yes_no(features.subgroups)
-        )?;
+        write!(f, "  f16: {}   subgroups: {}", yes_no(features.f16), yes_no(features.subgroups))?;
         if features.subgroups {
-            write!(
-                f,
-                " ({}..{})",
-                features.subgroup_min_size, features.subgroup_max_size
-            )?;
+            write!(f, " ({}..{})", features.subgroup_min_size, features.subgroup_max_size)?;
         }
         writeln!(
             f,

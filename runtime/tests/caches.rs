@@ -8,16 +8,10 @@ use common::vector_add;
 fn second_load_of_the_same_kernel_hits_the_pipeline_cache() {
     let gpu = gpu_or_skip!();
     let first = gpu.load(&vector_add(100, 1.0)).unwrap();
-    assert_eq!(
-        (gpu.pipeline_stats().hits, gpu.pipeline_stats().misses),
-        (0, 1)
-    );
+    assert_eq!((gpu.pipeline_stats().hits, gpu.pipeline_stats().misses), (0, 1));
     // Same WGSL, entry and constants at another size: the same pipeline.
     let second = gpu.load(&vector_add(500, 1.0)).unwrap();
-    assert_eq!(
-        (gpu.pipeline_stats().hits, gpu.pipeline_stats().misses),
-        (1, 1)
-    );
+    assert_eq!((gpu.pipeline_stats().hits, gpu.pipeline_stats().misses), (1, 1));
     // Another override constant is another pipeline.
     let third = gpu.load(&vector_add(100, 3.0)).unwrap();
     let stats = gpu.pipeline_stats();
@@ -35,33 +29,19 @@ fn released_buffers_are_reused_and_memory_is_tracked() {
     // 3 buffers of 4000 bytes and one staging buffer, each in the 4096-byte class.
     assert_eq!(held, 4 * 4096);
     assert_eq!(gpu.memory().current_bytes, held);
-    exe.write_input("a", &common::f32_bytes(&[1.0; 1000]))
-        .unwrap();
-    exe.write_param("b", &common::f32_bytes(&[1.0; 1000]))
-        .unwrap();
+    exe.write_input("a", &common::f32_bytes(&[1.0; 1000])).unwrap();
+    exe.write_param("b", &common::f32_bytes(&[1.0; 1000])).unwrap();
     assert_eq!(common::f32s(&exe.run().unwrap()[0]), vec![2.0; 1000]);
     drop(exe);
     assert_eq!(gpu.pool_stats().free_buffers, 4);
-    assert_eq!(
-        gpu.memory().current_bytes,
-        held,
-        "the pool's free buffers still count"
-    );
+    assert_eq!(gpu.memory().current_bytes, held, "the pool's free buffers still count");
 
     let mut again = gpu.load(&plan).unwrap();
     let pool = gpu.pool_stats();
     assert_eq!((pool.reused, pool.allocated, pool.free_buffers), (4, 4, 0));
-    assert_eq!(
-        gpu.memory(),
-        tessera_runtime::MemoryStats {
-            current_bytes: held,
-            peak_bytes: held
-        }
-    );
+    assert_eq!(gpu.memory(), tessera_runtime::MemoryStats { current_bytes: held, peak_bytes: held });
     // Reused buffers start zeroed, like fresh ones: the output reads as a + b with b never written.
-    again
-        .write_input("a", &common::f32_bytes(&[5.0; 1000]))
-        .unwrap();
+    again.write_input("a", &common::f32_bytes(&[5.0; 1000])).unwrap();
     assert_eq!(common::f32s(&again.run().unwrap()[0]), vec![5.0; 1000]);
 
     // A second live plan allocates more; peak follows.
@@ -70,11 +50,5 @@ fn released_buffers_are_reused_and_memory_is_tracked() {
     drop((again, other));
     assert_eq!(gpu.memory().peak_bytes, 2 * held);
     gpu.trim_pool();
-    assert_eq!(
-        gpu.memory(),
-        tessera_runtime::MemoryStats {
-            current_bytes: 0,
-            peak_bytes: 2 * held
-        }
-    );
+    assert_eq!(gpu.memory(), tessera_runtime::MemoryStats { current_bytes: 0, peak_bytes: 2 * held });
 }

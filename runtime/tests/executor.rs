@@ -47,21 +47,11 @@ fn wrong_length_and_unknown_names_are_errors() {
     let mut exe = gpu.load(&vector_add(10, 1.0)).unwrap();
     assert_eq!(
         exe.write_input("a", &[0u8; 12]),
-        Err(RuntimeError::SizeMismatch {
-            name: "a".to_string(),
-            expected: 40,
-            got: 12
-        })
+        Err(RuntimeError::SizeMismatch { name: "a".to_string(), expected: 40, got: 12 })
     );
-    assert_eq!(
-        exe.write_input("nope", &[0u8; 40]),
-        Err(RuntimeError::UnknownBinding("nope".to_string()))
-    );
+    assert_eq!(exe.write_input("nope", &[0u8; 40]), Err(RuntimeError::UnknownBinding("nope".to_string())));
     // A param is not an input.
-    assert_eq!(
-        exe.write_input("b", &[0u8; 40]),
-        Err(RuntimeError::UnknownBinding("b".to_string()))
-    );
+    assert_eq!(exe.write_input("b", &[0u8; 40]), Err(RuntimeError::UnknownBinding("b".to_string())));
 }
 
 #[test]
@@ -80,10 +70,7 @@ fn odd_f16_lengths_are_padded_on_the_device_and_exact_on_the_host() {
     let mut double = common::kernel("double_f16", wgsl, vec![Access::Read, Access::ReadWrite]);
     double.uses_f16 = true;
     let plan = Plan {
-        buffers: vec![
-            common::buffer(8, BufferRole::Input, "x"),
-            common::buffer(8, BufferRole::Output, "y"),
-        ],
+        buffers: vec![common::buffer(8, BufferRole::Input, "x"), common::buffer(8, BufferRole::Output, "y")],
         kernels: vec![double],
         dispatches: vec![Dispatch {
             kernel: 0,
@@ -97,16 +84,10 @@ fn odd_f16_lengths_are_padded_on_the_device_and_exact_on_the_host() {
     };
     let mut exe = gpu.load(&plan).unwrap();
     // 1.0, 2.5, -3.0 as f16
-    let x: Vec<u8> = [0x3c00u16, 0x4100, 0xc200]
-        .iter()
-        .flat_map(|h| h.to_le_bytes())
-        .collect();
+    let x: Vec<u8> = [0x3c00u16, 0x4100, 0xc200].iter().flat_map(|h| h.to_le_bytes()).collect();
     exe.write_input("x", &x).unwrap();
     let y = exe.run().unwrap().remove(0);
-    let expected: Vec<u8> = [0x4000u16, 0x4500, 0xc600]
-        .iter()
-        .flat_map(|h| h.to_le_bytes())
-        .collect();
+    let expected: Vec<u8> = [0x4000u16, 0x4500, 0xc600].iter().flat_map(|h| h.to_le_bytes()).collect();
     assert_eq!(y, expected);
 }
 
@@ -118,8 +99,7 @@ fn a_plan_with_several_dispatches_runs_them_in_order() {
     let bytes = (n * 4) as u64;
     let mut plan = vector_add(n, 1.0);
     plan.buffers[2].role = BufferRole::Scratch;
-    plan.buffers
-        .push(common::buffer(bytes, BufferRole::Output, "out2"));
+    plan.buffers.push(common::buffer(bytes, BufferRole::Output, "out2"));
     plan.dispatches.push(Dispatch {
         kernel: 0,
         buffers: vec![BufferId(2), BufferId(1), BufferId(3)],
@@ -131,4 +111,14 @@ fn a_plan_with_several_dispatches_runs_them_in_order() {
     exe.write_param("b", &f32_bytes(&vec![1.5; n])).unwrap();
     exe.write_input("a", &f32_bytes(&vec![10.0; n])).unwrap();
     assert_eq!(f32s(&exe.run().unwrap()[0]), vec![13.0; n]);
+}
+
+#[test]
+fn a_destroyed_device_is_reported_as_lost_not_a_panic() {
+    let gpu = gpu_or_skip!();
+    let mut exe = gpu.load(&vector_add(8, 1.0)).unwrap();
+    gpu.destroy();
+    assert!(matches!(exe.run(), Err(RuntimeError::DeviceLost(_))));
+    assert!(matches!(gpu.load(&vector_add(8, 1.0)), Err(RuntimeError::DeviceLost(_))));
+    drop(exe);
 }

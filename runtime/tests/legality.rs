@@ -18,14 +18,8 @@ fn forty_bindings_exceed_the_storage_buffers_per_stage() {
     let gpu = gpu_or_skip!();
     let n = 40;
     let plan = Plan {
-        buffers: (0..n)
-            .map(|i| buffer(16, BufferRole::Scratch, &format!("b{i}")))
-            .collect(),
-        kernels: vec![kernel(
-            "wide",
-            "not even parsed",
-            vec![Access::ReadWrite; n],
-        )],
+        buffers: (0..n).map(|i| buffer(16, BufferRole::Scratch, &format!("b{i}"))).collect(),
+        kernels: vec![kernel("wide", "not even parsed", vec![Access::ReadWrite; n])],
         dispatches: vec![Dispatch {
             kernel: 0,
             buffers: (0..n as u32).map(BufferId).collect(),
@@ -34,15 +28,9 @@ fn forty_bindings_exceed_the_storage_buffers_per_stage() {
         ..Plan::default()
     };
     let (what, value, limit) = limit_exceeded(gpu.load(&plan));
-    assert!(
-        what.contains("storage buffers") && what.contains("wide"),
-        "{what}"
-    );
+    assert!(what.contains("storage buffers") && what.contains("wide"), "{what}");
     assert_eq!(value, 40);
-    assert_eq!(
-        limit,
-        u64::from(gpu.profile().limits.max_storage_buffers_per_shader_stage)
-    );
+    assert_eq!(limit, u64::from(gpu.profile().limits.max_storage_buffers_per_shader_stage));
 }
 
 #[test]
@@ -53,11 +41,7 @@ fn a_3_gib_buffer_exceeds_the_buffer_limits() {
     let (what, value, _) = limit_exceeded(gpu.load(&plan));
     assert!(what.contains("buffer 1 (b)"), "{what}");
     assert_eq!(value, 3 << 30);
-    assert_eq!(
-        gpu.memory().current_bytes,
-        0,
-        "nothing allocated before the check"
-    );
+    assert_eq!(gpu.memory().current_bytes, 0, "nothing allocated before the check");
 }
 
 #[test]
@@ -87,9 +71,7 @@ fn a_narrowed_profile_enforces_portable_limits_and_missing_features() {
     assert_eq!(gpu.profile(), &DeviceProfile::portable());
     let n = 9;
     let plan = Plan {
-        buffers: (0..n)
-            .map(|i| buffer(16, BufferRole::Scratch, &format!("b{i}")))
-            .collect(),
+        buffers: (0..n).map(|i| buffer(16, BufferRole::Scratch, &format!("b{i}"))).collect(),
         kernels: vec![kernel("nine", "", vec![Access::ReadWrite; n])],
         dispatches: vec![Dispatch {
             kernel: 0,
@@ -102,14 +84,10 @@ fn a_narrowed_profile_enforces_portable_limits_and_missing_features() {
 
     let mut plan = vector_add(16, 1.0);
     plan.kernels[0].uses_f16 = true;
-    assert!(
-        matches!(gpu.load(&plan), Err(RuntimeError::MissingFeature(f)) if f.contains("SHADER_F16"))
-    );
+    assert!(matches!(gpu.load(&plan), Err(RuntimeError::MissingFeature(f)) if f.contains("SHADER_F16")));
     plan.kernels[0].uses_f16 = false;
     plan.kernels[0].uses_subgroups = true;
-    assert!(
-        matches!(gpu.load(&plan), Err(RuntimeError::MissingFeature(f)) if f.contains("SUBGROUP"))
-    );
+    assert!(matches!(gpu.load(&plan), Err(RuntimeError::MissingFeature(f)) if f.contains("SUBGROUP")));
 }
 
 #[test]
@@ -147,9 +125,7 @@ fn invalid_wgsl_is_a_validation_error_and_the_device_stays_usable() {
     assert!(matches!(gpu.load(&plan), Err(RuntimeError::Validation(_))));
 
     let mut exe = gpu.load(&vector_add(16, 1.0)).unwrap();
-    exe.write_input("a", &common::f32_bytes(&[1.0; 16]))
-        .unwrap();
-    exe.write_param("b", &common::f32_bytes(&[2.0; 16]))
-        .unwrap();
+    exe.write_input("a", &common::f32_bytes(&[1.0; 16])).unwrap();
+    exe.write_param("b", &common::f32_bytes(&[2.0; 16])).unwrap();
     assert_eq!(common::f32s(&exe.run().unwrap()[0]), vec![3.0; 16]);
 }

@@ -3,9 +3,7 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 use std::collections::BTreeMap;
-use tessera_compiler::{
-    Access, BufferDesc, BufferId, BufferRole, Dispatch, IoBinding, KernelSource, Plan,
-};
+use tessera_compiler::{Access, BufferDesc, BufferId, BufferRole, Dispatch, IoBinding, KernelSource, Plan};
 use tessera_ir::DType;
 use tessera_runtime::{Gpu, RuntimeError};
 
@@ -15,10 +13,7 @@ pub fn gpu() -> Option<Gpu> {
     match Gpu::from_env() {
         Ok(gpu) => Some(gpu),
         Err(error @ (RuntimeError::NoAdapter { .. } | RuntimeError::AdapterNotFound { .. })) => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI is set but there is no GPU adapter: {error}"
-            );
+            assert!(std::env::var_os("CI").is_none(), "CI is set but there is no GPU adapter: {error}");
             eprintln!("SKIPPED: no GPU adapter ({error})");
             None
         }
@@ -67,31 +62,17 @@ pub fn kernel(name: &str, wgsl: &str, bindings: Vec<Access>) -> KernelSource {
 }
 
 pub fn io(name: &str, buffer: u32, len: usize, dtype: DType) -> IoBinding {
-    IoBinding {
-        name: name.to_string(),
-        buffer: BufferId(buffer),
-        shape: vec![len],
-        dtype,
-        storage: dtype,
-    }
+    IoBinding { name: name.to_string(), buffer: BufferId(buffer), shape: vec![len], dtype, storage: dtype }
 }
 
 pub fn buffer(size: u64, role: BufferRole, label: &str) -> BufferDesc {
-    BufferDesc {
-        size,
-        role,
-        label: label.to_string(),
-    }
+    BufferDesc { size, role, label: label.to_string() }
 }
 
 /// out = a + scale * b over `n` f32 elements: inputs `a`, param `b`, one output.
 pub fn vector_add(n: usize, scale: f64) -> Plan {
     let bytes = (n * 4) as u64;
-    let mut add = kernel(
-        "add",
-        ADD_WGSL,
-        vec![Access::Read, Access::Read, Access::ReadWrite],
-    );
+    let mut add = kernel("add", ADD_WGSL, vec![Access::Read, Access::Read, Access::ReadWrite]);
     add.constants.insert("SCALE".to_string(), scale);
     Plan {
         buffers: vec![
@@ -117,8 +98,5 @@ pub fn f32_bytes(values: &[f32]) -> Vec<u8> {
 }
 
 pub fn f32s(bytes: &[u8]) -> Vec<f32> {
-    bytes
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect()
+    bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
 }
