@@ -1,9 +1,32 @@
 //! tessera's graph compiler: turns a verified [`tessera_ir::Graph`] into a [`Plan`] of WGSL
 //! kernels for a [`DeviceProfile`]. The e-graph optimizer slots in before lowering.
+//!
+//! ```
+//! use tessera_compiler::{CompileOptions, DeviceProfile, compile};
+//! use tessera_ir::{BinaryOp, DType, Graph, Op};
+//!
+//! let mut g = Graph::new();
+//! let x = g.input("x", [2, 3], DType::F32);
+//! let y = g.add(Op::Binary(BinaryOp::Mul), &[x, x])?;
+//! g.add_output(y)?;
+//! let plan = compile(&g, &DeviceProfile::portable(), &CompileOptions::default())?;
+//! assert_eq!(plan.dispatches.len(), 1);
+//! assert_eq!(plan.outputs[0].name, "output0");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![warn(missing_docs)]
 
+pub mod codegen;
+mod error;
+pub mod lower;
+pub mod memory;
+pub mod pipeline;
 pub mod plan;
 pub mod target;
+mod validate;
 
+pub use error::CompileError;
+pub use pipeline::{CompileOptions, compile};
 pub use plan::{Access, BufferDesc, BufferId, BufferRole, Dispatch, IoBinding, KernelSource, Plan};
 pub use target::{DeviceProfile, Limits};
+pub use validate::validate_kernel;

@@ -1,0 +1,240 @@
+//! A small typed writer for WGSL kernels: bindings with their element types, `const` sizes,
+//! included prelude/hand-kernel text, and the glue functions (loads, stores, index math).
+
+use super::{Scalar, Storage};
+use crate::{Access, KernelSource};
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use tessera_ir::DType;
+
+/// The elementwise prelude (every per-op function).
+pub const PRELUDE: &str = include_str!("../wgsl/prelude.wgsl");
+
+/// A storage buffer binding of a kernel, with the logical dtype of its elements.
+#[derive(Clone, Debug)]
+pub struct Binding {
+    /// WGSL variable name.
+    pub name: String,
+    /// Element type in memory.
+    pub storage: Storage,
+    /// Logical dtype.
+    pub dtype: DType,
+}
+
+impl Binding {
+    /// The compute type of its elements.
+    pub fn scalar(&self) -> Scalar {
+        Scalar::of(self.dtype)
+    }
+
+    /// Expression loading element `index` as the compute type (f16 widened, bool as `bool`).
+    pub fn load(&self, index: &str) -> String {
+        let raw = self.load_raw(index);
+        match (self.dtype, self.storage) {
+            (DType::F16, Storage::F16) => format!("f32({raw})"),
+            (DType::Bool, _) => format!("({raw} != 0u)"),
+            (DType::F32 | DType::F16 | DType::I32 | DType::U32, _) => raw,
+        }
+    }
+
+    /// Statement storing the compute-type `value` at `index` (f16 rounded, bool as 0/1).
+    pub fn store(&self, index: &str, value: &str) -> String {
+        let stored = match (self.dtype, self.storage) {
+            (DType::F16, Storage::F16) => format!("f16({value})"),
+            (DType::F16, _) => format!("round_f16({value})"),
+            (DType::Bool, _) => format!("select(0u, 1u, {value})"),
+            (DType::F32 | DType::I32 | DType::U32, _) => value.to_string(),
+        };
+        self.store_raw(index, &stored)
+    }
+
+    /// Expression loading element `index` as stored (for pure data movement).
+    pub fn load_raw(&self, index: &str) -> String {
+        format!("{}[{index}]", self.name)
+    }
+
+    /// Statement storing an as-stored `value` at `index`.
+    pub fn store_raw(&self, index: &str, value: &str) -> String {
+        format!("{}[{index}] = {value};", self.name)
+    }
+}
+
+/// Builds one WGSL module: directives, constants, bindings, included text, generated functions.
+#[derive(Debug)]
+pub struct KernelWriter {
+    name: String,
+    workgroup_size: u32,
+    workgroup_bytes: u32,
+    bindings: Vec<Access>,
+    declarations: String,
+    constants: String,
+    functions: String,
+    includes: String,
+    uses_f16: bool,
+    uses_subgroups: bool,
+}
+
+impl KernelWriter {
+    /// A kernel named `name` with a 1-D workgroup of `workgroup_size` invocations (the `WG` constant).
+    pub fn new(name: impl Into<String>, workgroup_size: u32) -> KernelWriter {
+        let mut w = KernelWriter {
+            name: name.into(),
+            workgroup_size,
+            workgroup_bytes: 0,
+            bindings: Vec::new(),
+            declarations: String::new(),
+            constants: String::new(),
+            functions: String::new(),
+            includes: String::new(),
+            uses_f16: false,
+            uses_subgroups: false,
+        };
+        w.constant("WG", workgroup_size);
+        w
+    }
+
+    /// Adds the next binding, read-only, named `in{N}`.
+    pub fn read(&mut self, dtype: DType, storage: Storage) -> Binding {
+        let name = format!("in{}", self.bindings.len());
+        self.bind(name, dtype, storage, Access::Read)
+    }
+
+    /// Adds the next binding, read-write, named `out`.
+    pub fn write(&mut self, dtype: DType, storage: Storage) -> Binding {
+        self.bind("out".into(), dtype, storage, Access::ReadWrite)
+    }
+
+    fn bind(&mut self, name: String, dtype: DType, storage: Storage, access: Access) -> Binding {
+        let mode = match access {
+            Access::Read => "read",
+            Access::ReadWrite => "read_write",
+        };
+        let slot = self.bindings.len();
+        self.uses_f16 |= storage == Storage::F16;
+        let _ = writeln!(
+            self.declarations,
+            "@group(0) @binding({slot}) var<storage, {mode}> {name}: array<{}>;",
+            storage.wgsl()
+        );
+        self.bindings.push(access);
+        Binding { name, storage, dtype }
+    }
+
+    /// Declares `const NAME: u32`.
+    pub fn constant(&mut self, name: &str, value: u32) {
+        let _ = writeln!(self.constants, "const {name}: u32 = {value}u;");
+    }
+
+    /// Declares `const NAME: f32` (finite values only).
+    pub fn constant_f32(&mut self, name: &str, value: f32) {
+        let _ = writeln!(self.constants, "const {name}: f32 = {value:?};");
+    }
+
+    /// Declares `alias NAME = T;`.
+    pub fn alias(&mut self, name: &str, scalar: Scalar) {
+        let _ = writeln!(self.constants, "alias {name} = {};", scalar.wgsl());
+    }
+
+    /// Adds a generated function (or any module-scope text).
+    pub fn function(&mut self, text: &str) {
+        self.functions.push_str(text);
+        self.functions.push('\n');
+    }
+
+    /// `fn NAME(i: u32) -> T` loading element `i` of `binding` as the compute type.
+    pub fn load_fn(&mut self, name: &str, binding: &Binding) {
+        let text = format!(
+            "fn {name}(i: u32) -> {} {{ return {}; }}",
+            binding.scalar().wgsl(),
+            binding.load("i")
+        );
+        self.function(&text);
+    }
+
+    /// `fn NAME(i: u32, v: T)` storing a compute-type value into `binding`.
+    pub fn store_fn(&mut self, name: &str, binding: &Binding) {
+        let text = format!(
+            "fn {name}(i: u32, v: {}) {{ {} }}",
+            binding.scalar().wgsl(),
+            binding.store("i", "v")
+        );
+        self.function(&text);
+    }
+
+    /// Includes WGSL text (the prelude, a snippet, a hand kernel) after the generated parts.
+    pub fn include(&mut self, wgsl: &str) {
+        self.includes.push_str(wgsl);
+        self.includes.push('\n');
+    }
+
+    /// Includes a snippet after replacing each `$KEY` placeholder.
+    pub fn include_template(&mut self, wgsl: &str, substitutions: &[(&str, &str)]) {
+        let mut text = wgsl.to_string();
+        for (key, value) in substitutions {
+            text = text.replace(key, value);
+        }
+        self.include(&text);
+    }
+
+    /// Records `var<workgroup>` bytes declared by included text (checked against naga's layout).
+    pub fn workgroup_bytes(&mut self, bytes: u32) {
+        self.workgroup_bytes += bytes;
+    }
+
+    /// The `WG` constant: invocations per workgroup.
+    pub fn workgroup_size_x(&self) -> u32 {
+        self.workgroup_size
+    }
+
+    /// Marks the kernel as using subgroup builtins.
+    pub fn uses_subgroups(&mut self) {
+        self.uses_subgroups = true;
+    }
+
+    /// Finishes a kernel whose entry point `main` is in the included text.
+    pub fn finish(self) -> KernelSource {
+        let mut wgsl = String::new();
+        if self.uses_f16 {
+            wgsl.push_str("enable f16;\n\n");
+        }
+        let _ = writeln!(wgsl, "// {}", self.name);
+        wgsl.push_str(&self.constants);
+        wgsl.push('\n');
+        wgsl.push_str(&self.declarations);
+        wgsl.push('\n');
+        wgsl.push_str(&self.functions);
+        wgsl.push('\n');
+        wgsl.push_str(&self.includes);
+        KernelSource {
+            name: self.name,
+            wgsl,
+            entry: "main".into(),
+            constants: BTreeMap::new(),
+            bindings: self.bindings,
+            workgroup_size: [self.workgroup_size, 1, 1],
+            workgroup_bytes: self.workgroup_bytes,
+            uses_f16: self.uses_f16,
+            uses_subgroups: self.uses_subgroups,
+        }
+    }
+
+    /// Finishes a one-invocation-per-element kernel over `numel` elements: `body` runs with
+    /// `idx` (the flat element index, `< N`) in scope.
+    pub fn finish_per_element(mut self, numel: u32, grid_x: u32, body: &[String]) -> KernelSource {
+        self.constant("N", numel);
+        self.constant("GRID_X", grid_x);
+        self.include(PRELUDE);
+        let mut main = String::from(
+            "@compute @workgroup_size(WG)\n\
+             fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {\n\
+             \x20   let idx = (wid.x + wid.y * GRID_X) * WG + lid;\n\
+             \x20   if (idx >= N) {\n        return;\n    }\n",
+        );
+        for line in body {
+            let _ = writeln!(main, "    {line}");
+        }
+        main.push_str("}\n");
+        self.include(&main);
+        self.finish()
+    }
+}

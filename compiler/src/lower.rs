@@ -1,0 +1,111 @@
+//! Lowering: one kernel (or, for a wide concat, a few) per computing node, dispatched in graph
+//! order, then the copies that give every output a buffer of its own. Kernels with identical
+//! WGSL are stored once in the plan.
+
+use crate::codegen::{Launch, Target, Value, elementwise, matmul, movement, norm, reduce, rope};
+use crate::memory::MemoryPlan;
+use crate::{BufferId, CompileError, Dispatch, IoBinding, Plan};
+use std::collections::HashMap;
+use tessera_ir::{Graph, Node, NodeId, Op};
+
+/// Builds the plan's kernels, dispatches and bindings for `graph` from its memory plan.
+pub fn lower(graph: &Graph, target: &Target, memory: &MemoryPlan) -> Result<Plan, CompileError> {
+    let mut plan = Plan { buffers: memory.buffers.clone(), ..Plan::default() };
+    let mut kernel_index: HashMap<String, usize> = HashMap::new();
+    let value = |id: NodeId| {
+        let node = graph.node(id);
+        Value { shape: node.shape.dims().to_vec(), dtype: node.dtype, storage: memory.storage[id.index()] }
+    };
+    let buffer = |id: NodeId| {
+        memory.value_buffer[id.index()].ok_or_else(|| CompileError::Unsupported {
+            op: graph.node(id).op.mnemonic(),
+            reason: format!("{id} has no buffer"),
+        })
+    };
+    let mut emit = |plan: &mut Plan, launch: Launch, buffers: Vec<BufferId>| {
+        let next = plan.kernels.len();
+        let kernel = *kernel_index.entry(launch.kernel.wgsl.clone()).or_insert(next);
+        if kernel == next {
+            plan.kernels.push(launch.kernel);
+        }
+        plan.dispatches.push(Dispatch { kernel, buffers, workgroups: launch.workgroups });
+    };
+
+    for (id, node) in graph.iter() {
+        match &node.op {
+            Op::Input { name, .. } => plan.inputs.push(io(name, buffer(id)?, &value(id))),
+            Op::Param { name, .. } => plan.params.push(io(name, buffer(id)?, &value(id))),
+            _ => {}
+        }
+        if !memory.computes[id.index()] || node.shape.numel() == 0 {
+            continue;
+        }
+        let operands: Vec<Value> = node.inputs.iter().map(|&i| value(i)).collect();
+        let out = value(id);
+        let mut operand_buffers = Vec::with_capacity(node.inputs.len() + 1);
+        for &i in &node.inputs {
+            operand_buffers.push(buffer(i)?);
+        }
+        let out_buffer = buffer(id)?;
+        for (used, launch) in launches(target, node, &operands, &out)? {
+            let mut bound: Vec<BufferId> = used.iter().map(|&k| operand_buffers[k]).collect();
+            bound.push(out_buffer);
+            emit(&mut plan, launch, bound);
+        }
+    }
+    for (k, slot) in memory.outputs.iter().enumerate() {
+        let v = value(slot.node);
+        if slot.copy && v.numel() > 0 {
+            let launch = movement::copy(target, &v, &v)?;
+            emit(&mut plan, launch, vec![buffer(slot.node)?, slot.buffer]);
+        }
+        plan.outputs.push(io(&format!("output{k}"), slot.buffer, &v));
+    }
+    Ok(plan)
+}
+
+fn io(name: &str, buffer: BufferId, v: &Value) -> IoBinding {
+    IoBinding {
+        name: name.into(),
+        buffer,
+        shape: v.shape.clone(),
+        dtype: v.dtype,
+        storage: v.storage.dtype(),
+    }
+}
+
+/// The kernels computing `node`, each with the indices of the operands it binds (in order,
+/// before the output).
+fn launches(
+    target: &Target,
+    node: &Node,
+    x: &[Value],
+    out: &Value,
+) -> Result<Vec<(Vec<usize>, Launch)>, CompileError> {
+    let all = |launch: Launch| Ok(vec![((0..x.len()).collect(), launch)]);
+    match &node.op {
+        Op::Input { .. } | Op::Param { .. } | Op::Reshape { .. } => Ok(Vec::new()),
+        Op::Constant { value, .. } => all(elementwise::fill(target, value.into_inner(), out)?),
+        Op::Unary(u) => all(elementwise::unary(target, *u, &x[0], out)?),
+        Op::Binary(b) => all(elementwise::binary(target, *b, &x[0], &x[1], out)?),
+        Op::Where => all(elementwise::select(target, &x[0], &x[1], &x[2], out)?),
+        Op::Cast { .. } => all(elementwise::cast(target, &x[0], out)?),
+        Op::Reduce { kind, axes, .. } => all(reduce::reduce(target, *kind, axes, &x[0], out)?),
+        Op::ArgMax { axis, .. } => all(reduce::argmax(target, *axis, &x[0], out)?),
+        Op::MatMul => all(matmul::matmul(target, &x[0], &x[1], out)?),
+        Op::Permute { perm } => all(movement::permute(target, &x[0], perm, out)?),
+        Op::Broadcast { .. } => all(movement::broadcast(target, &x[0], out)?),
+        Op::Slice { ranges } => all(movement::slice(target, &x[0], ranges, out)?),
+        Op::Concat { axis } => {
+            let parts: Vec<&Value> = x.iter().collect();
+            movement::concat(target, &parts, *axis, out)
+        }
+        Op::Gather => all(movement::gather(target, &x[0], &x[1], out)?),
+        Op::Softmax { axis } => all(norm::softmax(target, *axis, &x[0], out)?),
+        Op::RmsNorm { eps } => all(norm::rms_norm(target, eps.into_inner(), &x[0], &x[1], out)?),
+        Op::LayerNorm { eps } => {
+            all(norm::layer_norm(target, eps.into_inner(), &x[0], &x[1], &x[2], out)?)
+        }
+        Op::Rope { style } => all(rope::rope(target, *style, &x[0], &x[1], &x[2], out)?),
+    }
+}
