@@ -241,13 +241,19 @@ impl Executable {
         receiver: &mpsc::Receiver<(usize, Result<(), wgpu::BufferAsyncError>)>,
         expected: usize,
     ) -> Result<Vec<Vec<u8>>, RuntimeError> {
-        // `PollType::Wait` returns after the map callbacks ran.
-        let mapped: Vec<_> = receiver.try_iter().collect();
-        if mapped.len() != expected {
-            return Err(RuntimeError::Map(format!(
-                "{} of {expected} read-back buffers mapped",
-                mapped.len()
-            )));
+        // Usually every callback has run when `PollType::Wait` returns, but another thread's poll
+        // may be the one running them, so wait for each (bounded by the poll timeout).
+        let mut mapped = Vec::with_capacity(expected);
+        for _ in 0..expected {
+            match receiver.recv_timeout(self.poll_timeout) {
+                Ok(result) => mapped.push(result),
+                Err(_) => {
+                    return Err(RuntimeError::Map(format!(
+                        "{} of {expected} read-back buffers mapped",
+                        mapped.len()
+                    )));
+                }
+            }
         }
         if let Some((_, Err(error))) = mapped.iter().find(|(_, r)| r.is_err()) {
             return Err(RuntimeError::Map(error.to_string()));

@@ -122,3 +122,26 @@ fn a_destroyed_device_is_reported_as_lost_not_a_panic() {
     assert!(matches!(gpu.load(&vector_add(8, 1.0)), Err(RuntimeError::DeviceLost(_))));
     drop(exe);
 }
+
+#[test]
+fn one_gpu_shared_by_threads_runs_their_plans_independently() {
+    let gpu = std::sync::Arc::new(gpu_or_skip!());
+    let workers: Vec<_> = (0..4)
+        .map(|t| {
+            let gpu = std::sync::Arc::clone(&gpu);
+            std::thread::spawn(move || {
+                let n = 100 + 37 * t;
+                let mut exe = gpu.load(&vector_add(n, 1.0)).unwrap();
+                exe.write_param("b", &f32_bytes(&vec![t as f32; n])).unwrap();
+                for round in 0..3 {
+                    exe.write_input("a", &f32_bytes(&vec![round as f32; n])).unwrap();
+                    assert_eq!(f32s(&exe.run().unwrap()[0]), vec![(round + t) as f32; n]);
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.join().unwrap();
+    }
+    assert_eq!(gpu.pipeline_stats().hits + gpu.pipeline_stats().misses, 4);
+}
