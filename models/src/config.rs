@@ -38,10 +38,8 @@ pub enum ConfigError {
 
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, ConfigError> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
-        file: file.clone(),
-        source,
-    })?;
+    let text =
+        std::fs::read_to_string(path).map_err(|source| ConfigError::Io { file: file.clone(), source })?;
     serde_json::from_str(&text).map_err(|source| ConfigError::Json { file, source })
 }
 
@@ -223,11 +221,8 @@ pub struct LlamaConfig {
 impl From<LlamaConfigJson> for LlamaConfig {
     fn from(raw: LlamaConfigJson) -> Self {
         let qwen2 = raw.model_type == "qwen2";
-        let head_dim = raw.head_dim.unwrap_or_else(|| {
-            raw.hidden_size
-                .checked_div(raw.num_attention_heads)
-                .unwrap_or(0)
-        });
+        let head_dim =
+            raw.head_dim.unwrap_or_else(|| raw.hidden_size.checked_div(raw.num_attention_heads).unwrap_or(0));
         LlamaConfig {
             attention_bias: raw.attention_bias.unwrap_or(qwen2),
             rope_theta: raw.rope_theta,
@@ -259,10 +254,9 @@ impl LlamaConfig {
     /// Reads and validates a config.json.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
         let config: Self = read_json(path)?;
-        config.validate().map_err(|problem| ConfigError::Invalid {
-            file: path.display().to_string(),
-            problem,
-        })?;
+        config
+            .validate()
+            .map_err(|problem| ConfigError::Invalid { file: path.display().to_string(), problem })?;
         Ok(config)
     }
 
@@ -287,10 +281,7 @@ impl LlamaConfig {
             ));
         }
         if self.head_dim % 2 != 0 {
-            return Err(format!(
-                "head_dim {} is odd; RoPE rotates pairs",
-                self.head_dim
-            ));
+            return Err(format!("head_dim {} is odd; RoPE rotates pairs", self.head_dim));
         }
         Ok(())
     }
@@ -302,10 +293,7 @@ impl LlamaConfig {
 
     /// The end-of-sequence ids (empty when the config names none).
     pub fn eos_token_ids(&self) -> Vec<u32> {
-        self.eos_token_id
-            .as_ref()
-            .map(TokenIds::to_vec)
-            .unwrap_or_default()
+        self.eos_token_id.as_ref().map(TokenIds::to_vec).unwrap_or_default()
     }
 
     /// RoPE inverse frequencies for the `head_dim / 2` rotated pairs, as transformers'
@@ -313,9 +301,8 @@ impl LlamaConfig {
     /// factor and `llama3` applies `_compute_llama3_parameters`. Computed in f64.
     pub fn rope_inv_freq(&self) -> Result<Vec<f64>, String> {
         let dim = self.head_dim as f64;
-        let base: Vec<f64> = (0..self.head_dim / 2)
-            .map(|i| 1.0 / self.rope_theta.powf((2 * i) as f64 / dim))
-            .collect();
+        let base: Vec<f64> =
+            (0..self.head_dim / 2).map(|i| 1.0 / self.rope_theta.powf((2 * i) as f64 / dim)).collect();
         let Some(scaling) = &self.rope_scaling else {
             return Ok(base);
         };
@@ -323,9 +310,7 @@ impl LlamaConfig {
             "default" => Ok(base),
             "linear" => Ok(base.iter().map(|f| f / scaling.factor).collect()),
             "llama3" => llama3_inv_freq(&base, scaling),
-            other => Err(format!(
-                "rope_scaling type {other:?} is not supported (default, linear, llama3)"
-            )),
+            other => Err(format!("rope_scaling type {other:?} is not supported (default, linear, llama3)")),
         }
     }
 }
@@ -334,16 +319,11 @@ impl LlamaConfig {
 fn llama3_inv_freq(inv_freq: &[f64], scaling: &RopeScaling) -> Result<Vec<f64>, String> {
     let missing = |k: &str| format!("llama3 rope_scaling needs {k}");
     let factor = scaling.factor;
-    let low_freq_factor = scaling
-        .low_freq_factor
-        .ok_or_else(|| missing("low_freq_factor"))?;
-    let high_freq_factor = scaling
-        .high_freq_factor
-        .ok_or_else(|| missing("high_freq_factor"))?;
+    let low_freq_factor = scaling.low_freq_factor.ok_or_else(|| missing("low_freq_factor"))?;
+    let high_freq_factor = scaling.high_freq_factor.ok_or_else(|| missing("high_freq_factor"))?;
     let old_context_len = scaling
         .original_max_position_embeddings
-        .ok_or_else(|| missing("original_max_position_embeddings"))?
-        as f64;
+        .ok_or_else(|| missing("original_max_position_embeddings"))? as f64;
     let low_freq_wavelen = old_context_len / low_freq_factor;
     let high_freq_wavelen = old_context_len / high_freq_factor;
     Ok(inv_freq
@@ -355,8 +335,8 @@ fn llama3_inv_freq(inv_freq: &[f64], scaling: &RopeScaling) -> Result<Vec<f64>, 
             } else if wavelen > low_freq_wavelen {
                 freq / factor
             } else {
-                let smooth = (old_context_len / wavelen - low_freq_factor)
-                    / (high_freq_factor - low_freq_factor);
+                let smooth =
+                    (old_context_len / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor);
                 (1.0 - smooth) * freq / factor + smooth * freq
             }
         })
@@ -450,13 +430,7 @@ mod tests {
         let again: LlamaConfig =
             serde_json::from_str(&serde_json::to_string(&c).expect("serializes")).expect("parses");
         assert_eq!(c, again);
-        assert_eq!(
-            c.quantization,
-            Some(QuantizationConfig {
-                group_size: 64,
-                bits: 4
-            })
-        );
+        assert_eq!(c.quantization, Some(QuantizationConfig { group_size: 64, bits: 4 }));
         assert_eq!(c.rope_inv_freq().expect("linear")[0], 0.5);
     }
 
@@ -477,10 +451,7 @@ mod tests {
         assert!((f[10] - base(10)).abs() < 1e-12);
         assert!((f[63] - base(63) / 8.0).abs() < 1e-15);
         let wavelen = 2.0 * std::f64::consts::PI / base(45);
-        assert!(
-            wavelen > 2048.0 && wavelen < 8192.0,
-            "index 45 is in the smoothed band"
-        );
+        assert!(wavelen > 2048.0 && wavelen < 8192.0, "index 45 is in the smoothed band");
         let smooth = (8192.0 / wavelen - 1.0) / 3.0;
         assert!((f[45] - ((1.0 - smooth) * base(45) / 8.0 + smooth * base(45))).abs() < 1e-15);
     }

@@ -34,7 +34,5 @@ pub fn tessera_home() -> std::path::PathBuf {
         return home.into();
     }
     let user_home = std::env::var_os("HOME").unwrap_or_else(|| ".".into());
-    std::path::PathBuf::from(user_home)
-        .join(".cache")
-        .join("tessera")
+    std::path::PathBuf::from(user_home).join(".cache").join("tessera")
 }

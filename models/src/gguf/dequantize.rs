@@ -11,13 +11,11 @@ use super::ggml_type::GgmlType;
 pub fn dequantize(tensor: &GgufTensor<'_>) -> Result<Vec<f32>, GgufError> {
     let info = tensor.info;
     let mut out = Vec::new();
-    dequantize_blocks(info.ggml_type, tensor.data, &mut out).map_err(|problem| {
-        GgufError::Malformed {
-            file: tensor.file.to_string(),
-            subject: format!("tensor {:?}", info.name),
-            offset: info.data_start,
-            problem,
-        }
+    dequantize_blocks(info.ggml_type, tensor.data, &mut out).map_err(|problem| GgufError::Malformed {
+        file: tensor.file.to_string(),
+        subject: format!("tensor {:?}", info.name),
+        offset: info.data_start,
+        problem,
     })?;
     Ok(out)
 }
@@ -27,11 +25,7 @@ pub fn dequantize(tensor: &GgufTensor<'_>) -> Result<Vec<f32>, GgufError> {
 pub fn dequantize_blocks(ty: GgmlType, data: &[u8], out: &mut Vec<f32>) -> Result<(), Problem> {
     let type_size = ty.type_size() as usize;
     if data.len() % type_size != 0 {
-        let what = format!(
-            "{} bytes are not whole {} blocks of {type_size} bytes",
-            data.len(),
-            ty
-        );
+        let what = format!("{} bytes are not whole {} blocks of {type_size} bytes", data.len(), ty);
         return Err(Problem::BadValue(what));
     }
     let n_blocks = data.len() / type_size;
@@ -44,9 +38,7 @@ pub fn dequantize_blocks(ty: GgmlType, data: &[u8], out: &mut Vec<f32>) -> Resul
         GgmlType::F64 => out.extend(blocks.map(|b| f64_at(b) as f32)),
         GgmlType::I8 => out.extend(blocks.map(|b| f32::from(b[0] as i8))),
         GgmlType::I16 => out.extend(blocks.map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])))),
-        GgmlType::I32 => {
-            out.extend(blocks.map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f32))
-        }
+        GgmlType::I32 => out.extend(blocks.map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f32)),
         GgmlType::Q4_0 => blocks.for_each(|b| q4_0(b, out)),
         GgmlType::Q4_1 => blocks.for_each(|b| q4_1(b, out)),
         GgmlType::Q5_0 => blocks.for_each(|b| q5_0(b, out)),
@@ -146,10 +138,7 @@ fn scale_min_k4(j: usize, q: &[u8]) -> (f32, f32) {
     let (scale, min) = if j < 4 {
         (q[j] & 63, q[j + 4] & 63)
     } else {
-        (
-            (q[j + 4] & 0x0F) | ((q[j - 4] >> 6) << 4),
-            (q[j + 4] >> 4) | ((q[j] >> 6) << 4),
-        )
+        ((q[j + 4] & 0x0F) | ((q[j - 4] >> 6) << 4), (q[j + 4] >> 4) | ((q[j] >> 6) << 4))
     };
     (f32::from(scale), f32::from(min))
 }

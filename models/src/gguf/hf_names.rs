@@ -47,18 +47,11 @@ impl QkPermutation {
     /// The permutation llama.cpp applied to GGUF tensor `gguf_name` of a model with this
     /// architecture and these head counts: only llama-arch `attn_q` / `attn_k` weights (and
     /// biases) are permuted; Qwen2 and others use NeoX RoPE and are stored as in HF.
-    pub fn for_tensor(
-        architecture: &str,
-        gguf_name: &str,
-        n_head: usize,
-        n_head_kv: usize,
-    ) -> Option<Self> {
+    pub fn for_tensor(architecture: &str, gguf_name: &str, n_head: usize, n_head_kv: usize) -> Option<Self> {
         if architecture != "llama" {
             return None;
         }
-        let stem = gguf_name
-            .strip_suffix(".weight")
-            .or_else(|| gguf_name.strip_suffix(".bias"))?;
+        let stem = gguf_name.strip_suffix(".weight").or_else(|| gguf_name.strip_suffix(".bias"))?;
         if stem.starts_with("blk.") && stem.ends_with(".attn_q") {
             Some(QkPermutation { n_head })
         } else if stem.starts_with("blk.") && stem.ends_with(".attn_k") {
@@ -150,31 +143,13 @@ mod tests {
             ("token_embd.weight", "model.embed_tokens.weight"),
             ("output_norm.weight", "model.norm.weight"),
             ("output.weight", "lm_head.weight"),
-            (
-                "blk.12.attn_q.weight",
-                "model.layers.12.self_attn.q_proj.weight",
-            ),
+            ("blk.12.attn_q.weight", "model.layers.12.self_attn.q_proj.weight"),
             ("blk.0.attn_k.bias", "model.layers.0.self_attn.k_proj.bias"),
-            (
-                "blk.0.attn_output.weight",
-                "model.layers.0.self_attn.o_proj.weight",
-            ),
-            (
-                "blk.1.ffn_gate.weight",
-                "model.layers.1.mlp.gate_proj.weight",
-            ),
-            (
-                "blk.1.ffn_down.weight",
-                "model.layers.1.mlp.down_proj.weight",
-            ),
-            (
-                "blk.2.attn_norm.weight",
-                "model.layers.2.input_layernorm.weight",
-            ),
-            (
-                "blk.2.ffn_norm.weight",
-                "model.layers.2.post_attention_layernorm.weight",
-            ),
+            ("blk.0.attn_output.weight", "model.layers.0.self_attn.o_proj.weight"),
+            ("blk.1.ffn_gate.weight", "model.layers.1.mlp.gate_proj.weight"),
+            ("blk.1.ffn_down.weight", "model.layers.1.mlp.down_proj.weight"),
+            ("blk.2.attn_norm.weight", "model.layers.2.input_layernorm.weight"),
+            ("blk.2.ffn_norm.weight", "model.layers.2.post_attention_layernorm.weight"),
         ];
         for (gguf, hf) in cases {
             assert_eq!(hf_tensor_name(gguf).as_deref(), Some(hf));

@@ -6,18 +6,14 @@ use super::error::{GgufError, Problem};
 use crate::config::{LlamaConfig, RopeScaling, TokenIds};
 
 /// Architectures that use the Llama key scheme and tensor layout.
-const LLAMA_FAMILY: [(&str, &str); 3] = [
-    ("llama", "LlamaForCausalLM"),
-    ("qwen2", "Qwen2ForCausalLM"),
-    ("mistral", "MistralForCausalLM"),
-];
+const LLAMA_FAMILY: [(&str, &str); 3] =
+    [("llama", "LlamaForCausalLM"), ("qwen2", "Qwen2ForCausalLM"), ("mistral", "MistralForCausalLM")];
 
 impl GgufFile {
     /// `general.architecture`.
     pub fn architecture(&self) -> Result<&str, GgufError> {
         let key = "general.architecture";
-        self.get_str(key)?
-            .ok_or_else(|| self.metadata_error(key, Problem::MissingKey))
+        self.get_str(key)?.ok_or_else(|| self.metadata_error(key, Problem::MissingKey))
     }
 
     /// The model's [`LlamaConfig`] from `{arch}.*` metadata (`llama`, `qwen2`, `mistral`).
@@ -25,16 +21,13 @@ impl GgufFile {
     pub fn llama_config(&self) -> Result<LlamaConfig, GgufError> {
         let arch = self.architecture()?;
         let Some(&(_, hf_class)) = LLAMA_FAMILY.iter().find(|(name, _)| *name == arch) else {
-            let problem =
-                Problem::BadValue(format!("architecture {arch:?} is not in the Llama family"));
+            let problem = Problem::BadValue(format!("architecture {arch:?} is not in the Llama family"));
             return Err(self.metadata_error("general.architecture", problem));
         };
         let key = |suffix: &str| format!("{arch}.{suffix}");
         let required = |suffix: &str| -> Result<usize, GgufError> {
             let k = key(suffix);
-            let value = self
-                .get_u64(&k)?
-                .ok_or_else(|| self.metadata_error(&k, Problem::MissingKey))?;
+            let value = self.get_u64(&k)?.ok_or_else(|| self.metadata_error(&k, Problem::MissingKey))?;
             usize::try_from(value).map_err(|_| self.metadata_error(&k, Problem::Overflow("value")))
         };
         let optional = |suffix: &str| -> Result<Option<usize>, GgufError> {
@@ -69,8 +62,7 @@ impl GgufFile {
             intermediate_size: required("feed_forward_length")?,
             num_hidden_layers: required("block_count")?,
             num_attention_heads,
-            num_key_value_heads: optional("attention.head_count_kv")?
-                .unwrap_or(num_attention_heads),
+            num_key_value_heads: optional("attention.head_count_kv")?.unwrap_or(num_attention_heads),
             head_dim,
             rms_norm_eps: self.get_f64(&eps_key)?.unwrap_or(1e-5),
             rope_theta: self.get_f64(&key("rope.freq_base"))?.unwrap_or(10_000.0),
@@ -81,29 +73,25 @@ impl GgufFile {
             attention_bias: self.tensor("blk.0.attn_q.bias").is_some(),
             hidden_act: "silu".into(),
             bos_token_id: self.token_id("tokenizer.ggml.bos_token_id")?,
-            eos_token_id: self
-                .token_id("tokenizer.ggml.eos_token_id")?
-                .map(TokenIds::One),
+            eos_token_id: self.token_id("tokenizer.ggml.eos_token_id")?.map(TokenIds::One),
             pad_token_id: self.token_id("tokenizer.ggml.padding_token_id")?,
             torch_dtype: None,
             sliding_window: optional("attention.sliding_window")?.map(|w| w as u64),
             quantization: None,
         };
-        config.validate().map_err(|problem| {
-            self.metadata_error(&key("block_count"), Problem::BadValue(problem))
-        })?;
+        config
+            .validate()
+            .map_err(|problem| self.metadata_error(&key("block_count"), Problem::BadValue(problem)))?;
         Ok(config)
     }
 
     /// Number of entries in `tokenizer.ggml.tokens`.
     fn token_count(&self) -> Result<usize, GgufError> {
         let key = "tokenizer.ggml.tokens";
-        let value = self
-            .get(key)
-            .ok_or_else(|| self.metadata_error(key, Problem::MissingKey))?;
-        let items = value.as_array().ok_or_else(|| {
-            self.metadata_error(key, Problem::BadValue("expected an array".into()))
-        })?;
+        let value = self.get(key).ok_or_else(|| self.metadata_error(key, Problem::MissingKey))?;
+        let items = value
+            .as_array()
+            .ok_or_else(|| self.metadata_error(key, Problem::BadValue("expected an array".into())))?;
         Ok(items.len())
     }
 

@@ -107,10 +107,7 @@ impl GgufFile {
     /// Maps and parses `path`.
     pub fn open(path: &Path) -> Result<Self, GgufError> {
         let file = path.display().to_string();
-        let bytes = FileBytes::map(path).map_err(|source| GgufError::Io {
-            file: file.clone(),
-            source,
-        })?;
+        let bytes = FileBytes::map(path).map_err(|source| GgufError::Io { file: file.clone(), source })?;
         Self::from_file_bytes(file, bytes)
     }
 
@@ -121,18 +118,8 @@ impl GgufFile {
 
     fn from_file_bytes(file: String, bytes: FileBytes) -> Result<Self, GgufError> {
         let layout = parse_layout(&bytes, &ErrorContext { file: &file })?;
-        let metadata_index = layout
-            .metadata
-            .iter()
-            .enumerate()
-            .map(|(i, e)| (e.key.clone(), i))
-            .collect();
-        let tensor_index = layout
-            .tensors
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (t.name.clone(), i))
-            .collect();
+        let metadata_index = layout.metadata.iter().enumerate().map(|(i, e)| (e.key.clone(), i)).collect();
+        let tensor_index = layout.tensors.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
         Ok(GgufFile {
             file,
             bytes,
@@ -201,11 +188,7 @@ impl GgufFile {
         // Extents were validated against the file length when the table was parsed.
         let start = info.data_start as usize;
         let data = &self.bytes[start..start + info.byte_len as usize];
-        GgufTensor {
-            info,
-            data,
-            file: &self.file,
-        }
+        GgufTensor { info, data, file: &self.file }
     }
 
     /// An error about metadata `key` (naming the file, the key and its offset).
@@ -220,8 +203,7 @@ impl GgufFile {
             return Ok(None);
         };
         let int = value.as_integer().and_then(|v| u64::try_from(v).ok());
-        int.map(Some)
-            .ok_or_else(|| self.type_error(key, "a non-negative integer", value))
+        int.map(Some).ok_or_else(|| self.type_error(key, "a non-negative integer", value))
     }
 
     /// A numeric metadata value as `f64`; `Ok(None)` when absent.
@@ -229,10 +211,7 @@ impl GgufFile {
         let Some(value) = self.get(key) else {
             return Ok(None);
         };
-        value
-            .as_f64()
-            .map(Some)
-            .ok_or_else(|| self.type_error(key, "a number", value))
+        value.as_f64().map(Some).ok_or_else(|| self.type_error(key, "a number", value))
     }
 
     /// A string metadata value; `Ok(None)` when absent.
@@ -240,10 +219,7 @@ impl GgufFile {
         let Some(value) = self.get(key) else {
             return Ok(None);
         };
-        value
-            .as_str()
-            .map(Some)
-            .ok_or_else(|| self.type_error(key, "a string", value))
+        value.as_str().map(Some).ok_or_else(|| self.type_error(key, "a string", value))
     }
 
     /// A boolean metadata value; `Ok(None)` when absent.
@@ -251,10 +227,7 @@ impl GgufFile {
         let Some(value) = self.get(key) else {
             return Ok(None);
         };
-        value
-            .as_bool()
-            .map(Some)
-            .ok_or_else(|| self.type_error(key, "a bool", value))
+        value.as_bool().map(Some).ok_or_else(|| self.type_error(key, "a bool", value))
     }
 
     /// An array of strings; `Ok(None)` when absent.
@@ -262,12 +235,8 @@ impl GgufFile {
         let Some(value) = self.get(key) else {
             return Ok(None);
         };
-        let strings = value
-            .as_array()
-            .and_then(|items| items.iter().map(|v| v.as_str()).collect());
-        strings
-            .map(Some)
-            .ok_or_else(|| self.type_error(key, "an array of strings", value))
+        let strings = value.as_array().and_then(|items| items.iter().map(|v| v.as_str()).collect());
+        strings.map(Some).ok_or_else(|| self.type_error(key, "an array of strings", value))
     }
 
     /// An array of integers; `Ok(None)` when absent.
@@ -276,18 +245,13 @@ impl GgufFile {
             return Ok(None);
         };
         let ints = value.as_array().and_then(|items| {
-            items
-                .iter()
-                .map(|v| v.as_integer().and_then(|i| i64::try_from(i).ok()))
-                .collect()
+            items.iter().map(|v| v.as_integer().and_then(|i| i64::try_from(i).ok())).collect()
         });
-        ints.map(Some)
-            .ok_or_else(|| self.type_error(key, "an array of integers", value))
+        ints.map(Some).ok_or_else(|| self.type_error(key, "an array of integers", value))
     }
 
     fn type_error(&self, key: &str, wanted: &str, value: &MetadataValue) -> GgufError {
-        let problem =
-            Problem::BadValue(format!("expected {wanted}, found {:?}", value.value_type()));
+        let problem = Problem::BadValue(format!("expected {wanted}, found {:?}", value.value_type()));
         self.metadata_error(key, problem)
     }
 }

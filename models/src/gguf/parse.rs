@@ -42,18 +42,12 @@ impl<'a> Cursor<'a> {
     }
 
     fn fault(&self, problem: Problem) -> Fault {
-        Fault {
-            offset: self.position(),
-            problem,
-        }
+        Fault { offset: self.position(), problem }
     }
 
     fn take(&mut self, n: u64) -> Result<&'a [u8], Fault> {
         if n > self.remaining() {
-            return Err(self.fault(Problem::Truncated {
-                needed: n,
-                available: self.remaining(),
-            }));
+            return Err(self.fault(Problem::Truncated { needed: n, available: self.remaining() }));
         }
         let start = self.pos;
         // n <= remaining, which fits in usize.
@@ -92,18 +86,8 @@ impl<'a> Cursor<'a> {
         let at = self.position();
         let count = self.u64()?;
         let available = self.remaining();
-        if count
-            .checked_mul(min_len)
-            .is_none_or(|needed| needed > available)
-        {
-            return Err(Fault {
-                offset: at,
-                problem: Problem::AbsurdCount {
-                    what,
-                    count,
-                    available,
-                },
-            });
+        if count.checked_mul(min_len).is_none_or(|needed| needed > available) {
+            return Err(Fault { offset: at, problem: Problem::AbsurdCount { what, count, available } });
         }
         Ok(count)
     }
@@ -112,10 +96,7 @@ impl<'a> Cursor<'a> {
         let at = self.position();
         let len = self.count("string length", 1)?;
         let bytes = self.take(len)?;
-        String::from_utf8(bytes.to_vec()).map_err(|_| Fault {
-            offset: at,
-            problem: Problem::InvalidUtf8,
-        })
+        String::from_utf8(bytes.to_vec()).map_err(|_| Fault { offset: at, problem: Problem::InvalidUtf8 })
     }
 
     fn value(&mut self, ty: MetadataType, depth: usize) -> Result<MetadataValue, Fault> {
@@ -138,9 +119,7 @@ impl<'a> Cursor<'a> {
                     other => {
                         return Err(Fault {
                             offset: at,
-                            problem: Problem::BadValue(format!(
-                                "bool byte {other} is neither 0 nor 1"
-                            )),
+                            problem: Problem::BadValue(format!("bool byte {other} is neither 0 nor 1")),
                         });
                     }
                 }
@@ -157,10 +136,7 @@ impl<'a> Cursor<'a> {
                 for _ in 0..count {
                     values.push(self.value(element_type, depth + 1)?);
                 }
-                MetadataValue::Array {
-                    element_type,
-                    values,
-                }
+                MetadataValue::Array { element_type, values }
             }
         })
     }
@@ -168,10 +144,7 @@ impl<'a> Cursor<'a> {
     fn value_type(&mut self) -> Result<MetadataType, Fault> {
         let at = self.position();
         let id = self.u32()?;
-        MetadataType::from_id(id).ok_or(Fault {
-            offset: at,
-            problem: Problem::UnknownValueType(id),
-        })
+        MetadataType::from_id(id).ok_or(Fault { offset: at, problem: Problem::UnknownValueType(id) })
     }
 }
 
@@ -190,18 +163,8 @@ pub(crate) struct ErrorContext<'a> {
 }
 
 impl ErrorContext<'_> {
-    pub(crate) fn error(
-        &self,
-        subject: impl Into<String>,
-        offset: u64,
-        problem: Problem,
-    ) -> GgufError {
-        GgufError::Malformed {
-            file: self.file.to_string(),
-            subject: subject.into(),
-            offset,
-            problem,
-        }
+    pub(crate) fn error(&self, subject: impl Into<String>, offset: u64, problem: Problem) -> GgufError {
+        GgufError::Malformed { file: self.file.to_string(), subject: subject.into(), offset, problem }
     }
 
     fn from_fault(&self, subject: impl Into<String>, fault: Fault) -> GgufError {
@@ -214,13 +177,7 @@ pub(crate) fn parse_layout(bytes: &[u8], ctx: &ErrorContext<'_>) -> Result<Layou
     let mut cur = Cursor::new(bytes);
     let magic = cur.array::<4>().map_err(|f| ctx.from_fault("header", f))?;
     if &magic != b"GGUF" {
-        return Err(ctx.error(
-            "header",
-            0,
-            Problem::WrongMagic {
-                found: magic.to_vec(),
-            },
-        ));
+        return Err(ctx.error("header", 0, Problem::WrongMagic { found: magic.to_vec() }));
     }
     let version = cur.u32().map_err(|f| ctx.from_fault("header", f))?;
     if version != 2 && version != 3 {
@@ -228,26 +185,18 @@ pub(crate) fn parse_layout(bytes: &[u8], ctx: &ErrorContext<'_>) -> Result<Layou
     }
     // Minimum encoded sizes: a tensor entry is name length + n_dims + type + offset;
     // a metadata entry is key length + type + one byte of value.
-    let tensor_count = cur
-        .count("tensor count", 24)
-        .map_err(|f| ctx.from_fault("header", f))?;
-    let kv_count = cur
-        .count("metadata count", 13)
-        .map_err(|f| ctx.from_fault("header", f))?;
+    let tensor_count = cur.count("tensor count", 24).map_err(|f| ctx.from_fault("header", f))?;
+    let kv_count = cur.count("metadata count", 13).map_err(|f| ctx.from_fault("header", f))?;
 
     let mut metadata = Vec::with_capacity(kv_count as usize);
     let mut seen_keys = HashSet::new();
     for index in 0..kv_count {
         let entry_at = cur.position();
-        let key = cur
-            .string()
-            .map_err(|f| ctx.from_fault(format!("metadata entry #{index}"), f))?;
+        let key = cur.string().map_err(|f| ctx.from_fault(format!("metadata entry #{index}"), f))?;
         let subject = format!("metadata key {key:?}");
         let offset = cur.position();
-        let value = cur
-            .value_type()
-            .and_then(|ty| cur.value(ty, 0))
-            .map_err(|f| ctx.from_fault(&subject, f))?;
+        let value =
+            cur.value_type().and_then(|ty| cur.value(ty, 0)).map_err(|f| ctx.from_fault(&subject, f))?;
         if !seen_keys.insert(key.clone()) {
             return Err(ctx.error(subject, entry_at, Problem::Duplicate(key)));
         }
@@ -286,48 +235,25 @@ pub(crate) fn parse_layout(bytes: &[u8], ctx: &ErrorContext<'_>) -> Result<Layou
     let table_end = cur.position();
     let data_offset = table_end
         .checked_next_multiple_of(alignment)
-        .ok_or_else(|| {
-            ctx.error(
-                "data section",
-                table_end,
-                Problem::Overflow("data section offset"),
-            )
-        })?;
+        .ok_or_else(|| ctx.error("data section", table_end, Problem::Overflow("data section offset")))?;
     let file_len = bytes.len() as u64;
     for info in &mut tensors {
         let subject = || format!("tensor {:?}", info.name);
         if info.offset % alignment != 0 {
-            let problem = Problem::Misaligned {
-                offset: info.offset,
-                alignment,
-            };
+            let problem = Problem::Misaligned { offset: info.offset, alignment };
             return Err(ctx.error(subject(), info.table_offset, problem));
         }
-        let start = data_offset.checked_add(info.offset).ok_or_else(|| {
-            ctx.error(
-                subject(),
-                info.table_offset,
-                Problem::Overflow("data offset"),
-            )
-        })?;
+        let start = data_offset
+            .checked_add(info.offset)
+            .ok_or_else(|| ctx.error(subject(), info.table_offset, Problem::Overflow("data offset")))?;
         let end = start.checked_add(info.byte_len);
         if end.is_none_or(|end| end > file_len) {
-            let problem = Problem::DataPastEnd {
-                start,
-                len: info.byte_len,
-                file_len,
-            };
+            let problem = Problem::DataPastEnd { start, len: info.byte_len, file_len };
             return Err(ctx.error(subject(), start.min(file_len), problem));
         }
         info.data_start = start;
     }
-    Ok(Layout {
-        version,
-        metadata,
-        tensors,
-        alignment,
-        data_offset,
-    })
+    Ok(Layout { version, metadata, tensors, alignment, data_offset })
 }
 
 fn parse_tensor_info(
@@ -336,9 +262,7 @@ fn parse_tensor_info(
     ctx: &ErrorContext<'_>,
 ) -> Result<TensorInfo, GgufError> {
     let table_offset = cur.position();
-    let name = cur
-        .string()
-        .map_err(|f| ctx.from_fault(format!("tensor table entry #{index}"), f))?;
+    let name = cur.string().map_err(|f| ctx.from_fault(format!("tensor table entry #{index}"), f))?;
     let subject = format!("tensor {name:?}");
     let fail = |f: Fault| ctx.from_fault(&subject, f);
 
@@ -364,23 +288,11 @@ fn parse_tensor_info(
     let row = dims.first().copied().unwrap_or(1);
     let block = ggml_type.block_size();
     if row % block != 0 {
-        let problem = Problem::PartialBlock {
-            row,
-            ty: ggml_type.name(),
-            block,
-        };
+        let problem = Problem::PartialBlock { row, ty: ggml_type.name(), block };
         return Err(ctx.error(&subject, dims_at, problem));
     }
     let byte_len = (n_elements / block)
         .checked_mul(ggml_type.type_size())
         .ok_or_else(|| ctx.error(&subject, dims_at, Problem::Overflow("tensor byte size")))?;
-    Ok(TensorInfo {
-        name,
-        dims,
-        ggml_type,
-        offset,
-        byte_len,
-        data_start: 0,
-        table_offset,
-    })
+    Ok(TensorInfo { name, dims, ggml_type, offset, byte_len, data_start: 0, table_offset })
 }

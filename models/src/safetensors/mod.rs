@@ -126,26 +126,17 @@ impl TensorView<'_> {
 
 /// Little-endian f32 bytes to values (a trailing partial element is ignored).
 pub fn f32_from_le_bytes(bytes: &[u8]) -> Vec<f32> {
-    bytes
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect()
+    bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
 }
 
 /// Little-endian IEEE half bytes to f32.
 pub fn f16_to_f32(bytes: &[u8]) -> Vec<f32> {
-    bytes
-        .chunks_exact(2)
-        .map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32())
-        .collect()
+    bytes.chunks_exact(2).map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32()).collect()
 }
 
 /// Little-endian bfloat16 bytes to f32 (exact: bf16 is the top half of an f32).
 pub fn bf16_to_f32(bytes: &[u8]) -> Vec<f32> {
-    bytes
-        .chunks_exact(2)
-        .map(|b| bf16::from_le_bytes([b[0], b[1]]).to_f32())
-        .collect()
+    bytes.chunks_exact(2).map(|b| bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect()
 }
 
 /// One header entry, as in the JSON.
@@ -182,10 +173,8 @@ impl SafetensorsFile {
     /// Maps and parses `path`.
     pub fn open(path: &Path) -> Result<Self, SafetensorsError> {
         let file = path.display().to_string();
-        let bytes = FileBytes::map(path).map_err(|source| SafetensorsError::Io {
-            file: file.clone(),
-            source,
-        })?;
+        let bytes =
+            FileBytes::map(path).map_err(|source| SafetensorsError::Io { file: file.clone(), source })?;
         Self::parse(file, bytes)
     }
 
@@ -224,19 +213,13 @@ impl SafetensorsFile {
             return Err(error(
                 "header",
                 8,
-                format!(
-                    "header of {header_len} bytes runs past the end of the file ({file_len} bytes)"
-                ),
+                format!("header of {header_len} bytes runs past the end of the file ({file_len} bytes)"),
             ));
         }
         let header_bytes = &bytes[8..data_start as usize];
-        let header: HashMap<String, serde_json::Value> = serde_json::from_slice(header_bytes)
-            .map_err(|e| {
-                error(
-                    "header",
-                    8 + json_error_offset(header_bytes, &e),
-                    format!("invalid JSON header: {e}"),
-                )
+        let header: HashMap<String, serde_json::Value> =
+            serde_json::from_slice(header_bytes).map_err(|e| {
+                error("header", 8 + json_error_offset(header_bytes, &e), format!("invalid JSON header: {e}"))
             })?;
 
         let key_offset = |name: &str| {
@@ -258,33 +241,17 @@ impl SafetensorsFile {
                 continue;
             }
             let subject = format!("tensor {name:?}");
-            let entry: HeaderEntry = serde_json::from_value(value).map_err(|e| {
-                error(
-                    &subject,
-                    key_offset(&name),
-                    format!("invalid header entry: {e}"),
-                )
-            })?;
+            let entry: HeaderEntry = serde_json::from_value(value)
+                .map_err(|e| error(&subject, key_offset(&name), format!("invalid header entry: {e}")))?;
             let (begin, end) = entry.data_offsets;
-            let n_bytes = entry
-                .shape
-                .iter()
-                .try_fold(entry.dtype.size(), |acc, &d| acc.checked_mul(d))
-                .ok_or_else(|| {
-                    error(
-                        &subject,
-                        key_offset(&name),
-                        format!("shape {:?} overflows", entry.shape),
-                    )
-                })?;
+            let n_bytes =
+                entry.shape.iter().try_fold(entry.dtype.size(), |acc, &d| acc.checked_mul(d)).ok_or_else(
+                    || error(&subject, key_offset(&name), format!("shape {:?} overflows", entry.shape)),
+                )?;
             let start = data_start.checked_add(begin);
             let stop = data_start.checked_add(end);
             let (Some(start), Some(stop)) = (start, stop) else {
-                return Err(error(
-                    &subject,
-                    key_offset(&name),
-                    "data offsets overflow".into(),
-                ));
+                return Err(error(&subject, key_offset(&name), "data offsets overflow".into()));
             };
             if begin > end || stop > file_len {
                 return Err(error(
@@ -319,11 +286,7 @@ impl SafetensorsFile {
         }
 
         // Like the reference reader: tensors tile the data section with no holes or overlaps.
-        tensors.sort_by(|a, b| {
-            (a.start, a.end)
-                .cmp(&(b.start, b.end))
-                .then_with(|| a.name.cmp(&b.name))
-        });
+        tensors.sort_by(|a, b| (a.start, a.end).cmp(&(b.start, b.end)).then_with(|| a.name.cmp(&b.name)));
         let mut expected = data_start as usize;
         for t in &tensors {
             if t.start != expected {
@@ -348,19 +311,8 @@ impl SafetensorsFile {
                 ),
             ));
         }
-        let index = tensors
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (t.name.clone(), i))
-            .collect();
-        Ok(SafetensorsFile {
-            file,
-            bytes,
-            tensors,
-            index,
-            metadata,
-            data_start,
-        })
+        let index = tensors.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
+        Ok(SafetensorsFile { file, bytes, tensors, index, metadata, data_start })
     }
 
     /// The file's path as given.
@@ -396,11 +348,7 @@ impl SafetensorsFile {
     /// The tensor named `name`.
     pub fn tensor(&self, name: &str) -> Option<TensorView<'_>> {
         let t = &self.tensors[*self.index.get(name)?];
-        Some(TensorView {
-            dtype: t.dtype,
-            shape: &t.shape,
-            data: &self.bytes[t.start..t.end],
-        })
+        Some(TensorView { dtype: t.dtype, shape: &t.shape, data: &self.bytes[t.start..t.end] })
     }
 
     /// The tensor named `name` as f32 (F32/F16/BF16), or an error naming the file, tensor and
@@ -412,19 +360,9 @@ impl SafetensorsFile {
             offset,
             problem,
         };
-        let view = self
-            .tensor(name)
-            .ok_or_else(|| error(0, "no such tensor".into()))?;
-        let offset = self
-            .index
-            .get(name)
-            .map_or(0, |&i| self.tensors[i].start as u64);
-        view.to_f32().ok_or_else(|| {
-            error(
-                offset,
-                format!("dtype {:?} does not convert to f32", view.dtype),
-            )
-        })
+        let view = self.tensor(name).ok_or_else(|| error(0, "no such tensor".into()))?;
+        let offset = self.index.get(name).map_or(0, |&i| self.tensors[i].start as u64);
+        view.to_f32().ok_or_else(|| error(offset, format!("dtype {:?} does not convert to f32", view.dtype)))
     }
 }
 

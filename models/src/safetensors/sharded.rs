@@ -35,20 +35,15 @@ impl ShardedSafetensors {
     /// One file as a checkpoint.
     pub fn single(file: SafetensorsFile) -> Result<Self, SafetensorsError> {
         let shard_of = file.names().map(|n| (n.to_string(), 0)).collect();
-        Ok(ShardedSafetensors {
-            shards: vec![file],
-            shard_of,
-        })
+        Ok(ShardedSafetensors { shards: vec![file], shard_of })
     }
 
     /// Opens the shards an index file names (paths relative to the index's directory) and
     /// checks that every tensor the index lists is in its shard.
     pub fn open_index(index_path: &Path) -> Result<Self, SafetensorsError> {
         let file = index_path.display().to_string();
-        let text = std::fs::read_to_string(index_path).map_err(|source| SafetensorsError::Io {
-            file: file.clone(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(index_path)
+            .map_err(|source| SafetensorsError::Io { file: file.clone(), source })?;
         let malformed = |subject: String, problem: String| SafetensorsError::Malformed {
             file: file.clone(),
             subject,
@@ -64,12 +59,9 @@ impl ShardedSafetensors {
         let mut shard_of = HashMap::new();
         for (name, shard_file) in &index.weight_map {
             let shard_path = Path::new(shard_file);
-            let plain = shard_path
-                .components()
-                .all(|c| matches!(c, Component::Normal(_)));
+            let plain = shard_path.components().all(|c| matches!(c, Component::Normal(_)));
             if !plain {
-                let problem =
-                    format!("shard path {shard_file:?} must be a plain relative file name");
+                let problem = format!("shard path {shard_file:?} must be a plain relative file name");
                 return Err(malformed(format!("weight_map entry {name:?}"), problem));
             }
             let shard = match shard_by_file.get(shard_file.as_str()) {

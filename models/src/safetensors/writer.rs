@@ -21,10 +21,7 @@ pub fn serialize_safetensors(
     }
     let mut offset = 0usize;
     for (name, view) in tensors {
-        let expected = view
-            .shape
-            .iter()
-            .try_fold(view.dtype.size(), |acc, &d| acc.checked_mul(d));
+        let expected = view.shape.iter().try_fold(view.dtype.size(), |acc, &d| acc.checked_mul(d));
         if expected != Some(view.data.len()) {
             return Err(SafetensorsError::Malformed {
                 file: "<writing>".into(),
@@ -39,8 +36,7 @@ pub fn serialize_safetensors(
             });
         }
         let end = offset + view.data.len();
-        let entry =
-            json!({"dtype": view.dtype, "shape": view.shape, "data_offsets": [offset, end]});
+        let entry = json!({"dtype": view.dtype, "shape": view.shape, "data_offsets": [offset, end]});
         if header.insert((*name).to_string(), entry).is_some() {
             return Err(SafetensorsError::Malformed {
                 file: "<writing>".into(),
@@ -51,11 +47,8 @@ pub fn serialize_safetensors(
         }
         offset = end;
     }
-    let mut header_bytes =
-        serde_json::to_vec(&Value::Object(header)).map_err(|e| SafetensorsError::Io {
-            file: "<writing>".into(),
-            source: std::io::Error::other(e),
-        })?;
+    let mut header_bytes = serde_json::to_vec(&Value::Object(header))
+        .map_err(|e| SafetensorsError::Io { file: "<writing>".into(), source: std::io::Error::other(e) })?;
     header_bytes.resize(header_bytes.len().next_multiple_of(8), b' ');
 
     let mut out = Vec::with_capacity(8 + header_bytes.len() + offset);
@@ -74,23 +67,12 @@ pub fn write_safetensors(
     metadata: &BTreeMap<String, String>,
 ) -> Result<(), SafetensorsError> {
     let bytes = serialize_safetensors(tensors, metadata).map_err(|e| match e {
-        SafetensorsError::Malformed {
-            subject,
-            offset,
-            problem,
-            ..
-        } => SafetensorsError::Malformed {
-            file: path.display().to_string(),
-            subject,
-            offset,
-            problem,
-        },
+        SafetensorsError::Malformed { subject, offset, problem, .. } => {
+            SafetensorsError::Malformed { file: path.display().to_string(), subject, offset, problem }
+        }
         other => other,
     })?;
-    let io_error = |source| SafetensorsError::Io {
-        file: path.display().to_string(),
-        source,
-    };
+    let io_error = |source| SafetensorsError::Io { file: path.display().to_string(), source };
     let mut file = std::fs::File::create(path).map_err(io_error)?;
     file.write_all(&bytes).map_err(io_error)?;
     file.sync_all().map_err(io_error)

@@ -20,10 +20,7 @@ pub struct ChatMessage {
 impl ChatMessage {
     /// A message with this role and content.
     pub fn new(role: &str, content: &str) -> Self {
-        ChatMessage {
-            role: role.to_string(),
-            content: content.to_string(),
-        }
+        ChatMessage { role: role.to_string(), content: content.to_string() }
     }
 }
 
@@ -66,18 +63,15 @@ impl ChatTemplate {
         add_generation_prompt: bool,
     ) -> Result<String, TokenizerError> {
         let env = template_environment();
-        let template = env
-            .template_from_str(&self.source)
-            .map_err(|e| TokenizerError::Template(describe(&e)))?;
+        let template =
+            env.template_from_str(&self.source).map_err(|e| TokenizerError::Template(describe(&e)))?;
         let context = minijinja::context! {
             messages => messages,
             add_generation_prompt => add_generation_prompt,
             bos_token => self.bos_token.clone(),
             eos_token => self.eos_token.clone(),
         };
-        template
-            .render(context)
-            .map_err(|e| TokenizerError::Template(describe(&e)))
+        template.render(context).map_err(|e| TokenizerError::Template(describe(&e)))
     }
 }
 
@@ -98,12 +92,9 @@ fn template_environment() -> Environment<'static> {
     env.set_lstrip_blocks(true);
     minijinja_contrib::add_to_environment(&mut env);
     env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
-    env.add_function(
-        "raise_exception",
-        |message: String| -> Result<Value, Error> {
-            Err(Error::new(ErrorKind::InvalidOperation, message))
-        },
-    );
+    env.add_function("raise_exception", |message: String| -> Result<Value, Error> {
+        Err(Error::new(ErrorKind::InvalidOperation, message))
+    });
     env.add_filter("tojson", python_tojson);
     env
 }
@@ -127,8 +118,7 @@ fn python_tojson(value: Value, indent: Option<usize>) -> Result<Value, Error> {
         }
     };
     result.map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("tojson: {e}")))?;
-    let text = String::from_utf8(out)
-        .map_err(|e| Error::new(ErrorKind::InvalidOperation, e.to_string()))?;
+    let text = String::from_utf8(out).map_err(|e| Error::new(ErrorKind::InvalidOperation, e.to_string()))?;
     Ok(Value::from_safe_string(text))
 }
 
@@ -141,27 +131,16 @@ impl serde_json::ser::Formatter for PythonCompactFormatter {
         writer: &mut W,
         first: bool,
     ) -> std::io::Result<()> {
-        if first {
-            Ok(())
-        } else {
-            writer.write_all(b", ")
-        }
+        if first { Ok(()) } else { writer.write_all(b", ") }
     }
     fn begin_object_key<W: ?Sized + std::io::Write>(
         &mut self,
         writer: &mut W,
         first: bool,
     ) -> std::io::Result<()> {
-        if first {
-            Ok(())
-        } else {
-            writer.write_all(b", ")
-        }
+        if first { Ok(()) } else { writer.write_all(b", ") }
     }
-    fn begin_object_value<W: ?Sized + std::io::Write>(
-        &mut self,
-        writer: &mut W,
-    ) -> std::io::Result<()> {
+    fn begin_object_value<W: ?Sized + std::io::Write>(&mut self, writer: &mut W) -> std::io::Result<()> {
         writer.write_all(b": ")
     }
 }
@@ -176,9 +155,7 @@ mod tests {
             eos_text: Some("</s>".into()),
             ..Default::default()
         };
-        ChatTemplate::new(source.into(), &special)
-            .render(messages, add_generation_prompt)
-            .expect("renders")
+        ChatTemplate::new(source.into(), &special).render(messages, add_generation_prompt).expect("renders")
     }
 
     #[test]
@@ -190,11 +167,7 @@ mod tests {
 
     #[test]
     fn tojson_writes_what_python_writes() {
-        let out = render(
-            "{{ messages[0] | tojson }}",
-            &[ChatMessage::new("user", "é<")],
-            false,
-        );
+        let out = render("{{ messages[0] | tojson }}", &[ChatMessage::new("user", "é<")], false);
         assert_eq!(out, r#"{"role": "user", "content": "é<"}"#);
     }
 

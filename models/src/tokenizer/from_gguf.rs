@@ -42,8 +42,8 @@ pub fn pre_tokenizer_for(pre: Option<&str>) -> PreTokenizerKind {
         "smollm" | "starcoder" | "refact" | "command-r" | "codeshell" | "exaone" | "minerva-7b" => {
             PreTokenizerKind::DigitsThenGpt2
         }
-        "llama-bpe" | "llama3" | "llama-v3" | "falcon3" | "falcon-h1" | "pixtral" | "dbrx"
-        | "smaug-bpe" | "midm-2.0" | "lfm2" => PreTokenizerKind::Llama3,
+        "llama-bpe" | "llama3" | "llama-v3" | "falcon3" | "falcon-h1" | "pixtral" | "dbrx" | "smaug-bpe"
+        | "midm-2.0" | "lfm2" => PreTokenizerKind::Llama3,
         "qwen2" | "deepseek-r1-qwen" | "stablelm2" | "megrez" => PreTokenizerKind::Qwen2,
         _ => PreTokenizerKind::Gpt2,
     }
@@ -88,9 +88,8 @@ fn byte_alphabet() -> [char; 256] {
 /// The tokenizer.json (as a JSON value) that a GGUF's byte-level BPE metadata describes.
 pub fn tokenizer_json_from_gguf(gguf: &GgufFile) -> Result<Value, TokenizerError> {
     let model_key = "tokenizer.ggml.model";
-    let model = gguf
-        .get_str(model_key)?
-        .ok_or_else(|| gguf.metadata_error(model_key, Problem::MissingKey))?;
+    let model =
+        gguf.get_str(model_key)?.ok_or_else(|| gguf.metadata_error(model_key, Problem::MissingKey))?;
     if model != "gpt2" {
         let problem = Problem::BadValue(format!(
             "tokenizer model {model:?} is not supported (only byte-level BPE, \"gpt2\")"
@@ -101,9 +100,7 @@ pub fn tokenizer_json_from_gguf(gguf: &GgufFile) -> Result<Value, TokenizerError
     let tokens = gguf
         .get_str_array(tokens_key)?
         .ok_or_else(|| gguf.metadata_error(tokens_key, Problem::MissingKey))?;
-    let token_types = gguf
-        .get_int_array("tokenizer.ggml.token_type")?
-        .unwrap_or_default();
+    let token_types = gguf.get_int_array("tokenizer.ggml.token_type")?.unwrap_or_default();
     let merges_key = "tokenizer.ggml.merges";
     let merges = gguf
         .get_str_array(merges_key)?
@@ -126,12 +123,7 @@ pub fn tokenizer_json_from_gguf(gguf: &GgufFile) -> Result<Value, TokenizerError
         let is_plain_spelling = text == token;
         // A control token spelled outside the byte alphabet is a llama.cpp mislabel (transformers
         // skips these too); adding it would give it a second id.
-        if is_plain_spelling
-            && matches!(
-                token_type,
-                Some(TOKEN_TYPE_CONTROL | TOKEN_TYPE_USER_DEFINED)
-            )
-        {
+        if is_plain_spelling && matches!(token_type, Some(TOKEN_TYPE_CONTROL | TOKEN_TYPE_USER_DEFINED)) {
             added_tokens.push(json!({
                 "id": id, "content": token, "single_word": false, "lstrip": false, "rstrip": false,
                 "normalized": false, "special": token_type == Some(TOKEN_TYPE_CONTROL),
@@ -145,17 +137,14 @@ pub fn tokenizer_json_from_gguf(gguf: &GgufFile) -> Result<Value, TokenizerError
         match (parts.next(), parts.next(), parts.next()) {
             (Some(a), Some(b), None) => merge_pairs.push(json!([a, b])),
             _ => {
-                let problem =
-                    Problem::BadValue(format!("merge #{index} {merge:?} is not two tokens"));
+                let problem = Problem::BadValue(format!("merge #{index} {merge:?} is not two tokens"));
                 return Err(gguf.metadata_error(merges_key, problem).into());
             }
         }
     }
 
     let special = special_tokens(gguf, &tokens)?;
-    let add_eos = gguf
-        .get_bool("tokenizer.ggml.add_eos_token")?
-        .unwrap_or(false);
+    let add_eos = gguf.get_bool("tokenizer.ggml.add_eos_token")?.unwrap_or(false);
     let post_processor = post_processor(&special, add_eos, &tokens);
     let pre_kind = pre_tokenizer_for(gguf.get_str("tokenizer.ggml.pre")?);
     Ok(json!({
@@ -193,10 +182,7 @@ fn post_processor(special: &SpecialTokens, add_eos: bool, tokens: &[&str]) -> Va
         for seq in into.iter_mut() {
             seq.push(json!({"SpecialToken": {"id": text, "type_id": 0}}));
         }
-        specials.insert(
-            text.clone(),
-            json!({"id": text, "ids": [id], "tokens": [text]}),
-        );
+        specials.insert(text.clone(), json!({"id": text, "ids": [id], "tokens": [text]}));
     };
     if let Some(id) = bos {
         special_piece(id, &mut [&mut single, &mut pair]);
@@ -223,10 +209,8 @@ fn special_tokens(gguf: &GgufFile, tokens: &[&str]) -> Result<SpecialTokens, Tok
             return Ok(None);
         };
         if id >= tokens.len() as u64 {
-            let problem = Problem::BadValue(format!(
-                "token id {id} is outside the {}-token vocabulary",
-                tokens.len()
-            ));
+            let problem =
+                Problem::BadValue(format!("token id {id} is outside the {}-token vocabulary", tokens.len()));
             return Err(gguf.metadata_error(key, problem).into());
         }
         Ok(Some(id as u32))
@@ -238,9 +222,7 @@ fn special_tokens(gguf: &GgufFile, tokens: &[&str]) -> Result<SpecialTokens, Tok
         eos,
         pad: id("tokenizer.ggml.padding_token_id")?,
         // llama.cpp adds BOS to BPE vocabularies only when the file says so.
-        add_bos: gguf
-            .get_bool("tokenizer.ggml.add_bos_token")?
-            .unwrap_or(false),
+        add_bos: gguf.get_bool("tokenizer.ggml.add_bos_token")?.unwrap_or(false),
         bos_text: bos.map(|i| tokens[i as usize].to_string()),
         eos_text: eos.map(|i| tokens[i as usize].to_string()),
     })
@@ -248,23 +230,16 @@ fn special_tokens(gguf: &GgufFile, tokens: &[&str]) -> Result<SpecialTokens, Tok
 
 pub(super) fn model_tokenizer_from_gguf(gguf: &GgufFile) -> Result<ModelTokenizer, TokenizerError> {
     let json = tokenizer_json_from_gguf(gguf)?;
-    let tokenizer =
-        Tokenizer::from_str(&json.to_string()).map_err(|e| TokenizerError::Tokenizers {
-            file: gguf.file_name().to_string(),
-            message: e.to_string(),
-        })?;
-    let tokens = gguf
-        .get_str_array("tokenizer.ggml.tokens")?
-        .unwrap_or_default();
+    let tokenizer = Tokenizer::from_str(&json.to_string()).map_err(|e| TokenizerError::Tokenizers {
+        file: gguf.file_name().to_string(),
+        message: e.to_string(),
+    })?;
+    let tokens = gguf.get_str_array("tokenizer.ggml.tokens")?.unwrap_or_default();
     let special = special_tokens(gguf, &tokens)?;
     let chat_template = gguf
         .get_str("tokenizer.chat_template")?
         .map(|source| ChatTemplate::new(source.to_string(), &special));
-    Ok(ModelTokenizer {
-        tokenizer,
-        special,
-        chat_template,
-    })
+    Ok(ModelTokenizer { tokenizer, special, chat_template })
 }
 
 #[cfg(test)]
@@ -283,14 +258,8 @@ mod tests {
 
     #[test]
     fn pre_tokenizer_names_follow_llama_cpp() {
-        assert_eq!(
-            pre_tokenizer_for(Some("smollm")),
-            PreTokenizerKind::DigitsThenGpt2
-        );
-        assert_eq!(
-            pre_tokenizer_for(Some("llama-bpe")),
-            PreTokenizerKind::Llama3
-        );
+        assert_eq!(pre_tokenizer_for(Some("smollm")), PreTokenizerKind::DigitsThenGpt2);
+        assert_eq!(pre_tokenizer_for(Some("llama-bpe")), PreTokenizerKind::Llama3);
         assert_eq!(pre_tokenizer_for(Some("qwen2")), PreTokenizerKind::Qwen2);
         assert_eq!(pre_tokenizer_for(Some("gpt-2")), PreTokenizerKind::Gpt2);
         assert_eq!(pre_tokenizer_for(None), PreTokenizerKind::Gpt2);

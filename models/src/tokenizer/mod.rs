@@ -92,11 +92,8 @@ impl ModelTokenizer {
     pub fn from_dir(dir: &Path) -> Result<Self, TokenizerError> {
         let json_path = dir.join("tokenizer.json");
         let file = json_path.display().to_string();
-        let tokenizer =
-            Tokenizer::from_file(&json_path).map_err(|e| TokenizerError::Tokenizers {
-                file: file.clone(),
-                message: e.to_string(),
-            })?;
+        let tokenizer = Tokenizer::from_file(&json_path)
+            .map_err(|e| TokenizerError::Tokenizers { file: file.clone(), message: e.to_string() })?;
         let config = read_tokenizer_config(&dir.join("tokenizer_config.json"))?;
         let token_text = |key: &str| -> Option<String> {
             match config.get(key)? {
@@ -114,45 +111,31 @@ impl ModelTokenizer {
             bos: id(&bos_text),
             eos: id(&eos_text),
             pad: id(&pad_text),
-            add_bos: config
-                .get("add_bos_token")
-                .and_then(|v| v.as_bool())
-                .unwrap_or(false),
+            add_bos: config.get("add_bos_token").and_then(|v| v.as_bool()).unwrap_or(false),
             bos_text,
             eos_text,
         };
         let jinja_path = dir.join("chat_template.jinja");
-        let template_source = if jinja_path.is_file() {
-            Some(
-                std::fs::read_to_string(&jinja_path).map_err(|source| TokenizerError::Io {
+        let template_source =
+            if jinja_path.is_file() {
+                Some(std::fs::read_to_string(&jinja_path).map_err(|source| TokenizerError::Io {
                     file: jinja_path.display().to_string(),
                     source,
-                })?,
-            )
-        } else {
-            config
-                .get("chat_template")
-                .and_then(|v| v.as_str())
-                .map(str::to_string)
-        };
+                })?)
+            } else {
+                config.get("chat_template").and_then(|v| v.as_str()).map(str::to_string)
+            };
         let chat_template = template_source.map(|source| ChatTemplate::new(source, &special));
-        Ok(ModelTokenizer {
-            tokenizer,
-            special,
-            chat_template,
-        })
+        Ok(ModelTokenizer { tokenizer, special, chat_template })
     }
 
     /// Encodes `text`; special tokens written in the text (`<|im_start|>`) are recognized, and
     /// BOS is added when the model asks for it.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>, TokenizerError> {
-        let encoding =
-            self.tokenizer
-                .encode(text, true)
-                .map_err(|e| TokenizerError::Tokenizers {
-                    file: "<encode>".into(),
-                    message: e.to_string(),
-                })?;
+        let encoding = self
+            .tokenizer
+            .encode(text, true)
+            .map_err(|e| TokenizerError::Tokenizers { file: "<encode>".into(), message: e.to_string() })?;
         Ok(encoding.get_ids().to_vec())
     }
 
@@ -160,27 +143,17 @@ impl ModelTokenizer {
     pub fn decode(&self, ids: &[u32], skip_special: bool) -> Result<String, TokenizerError> {
         self.tokenizer
             .decode(ids, skip_special)
-            .map_err(|e| TokenizerError::Tokenizers {
-                file: "<decode>".into(),
-                message: e.to_string(),
-            })
+            .map_err(|e| TokenizerError::Tokenizers { file: "<decode>".into(), message: e.to_string() })
     }
 }
 
 /// `tokenizer_config.json` as a JSON object; empty when the file does not exist.
-fn read_tokenizer_config(
-    path: &Path,
-) -> Result<serde_json::Map<String, serde_json::Value>, TokenizerError> {
+fn read_tokenizer_config(path: &Path) -> Result<serde_json::Map<String, serde_json::Value>, TokenizerError> {
     if !path.is_file() {
         return Ok(serde_json::Map::new());
     }
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| TokenizerError::Io {
-        file: file.clone(),
-        source,
-    })?;
-    serde_json::from_str(&text).map_err(|e| TokenizerError::Config {
-        file,
-        message: e.to_string(),
-    })
+    let text =
+        std::fs::read_to_string(path).map_err(|source| TokenizerError::Io { file: file.clone(), source })?;
+    serde_json::from_str(&text).map_err(|e| TokenizerError::Config { file, message: e.to_string() })
 }

@@ -22,22 +22,13 @@ pub struct StreamingDecoder<'a> {
 impl<'a> StreamingDecoder<'a> {
     /// A decoder over `tokenizer`; `skip_special` drops special tokens from the text.
     pub fn new(tokenizer: &'a Tokenizer, skip_special: bool) -> Self {
-        StreamingDecoder {
-            tokenizer,
-            skip_special,
-            ids: Vec::new(),
-            prefix_offset: 0,
-            read_offset: 0,
-        }
+        StreamingDecoder { tokenizer, skip_special, ids: Vec::new(), prefix_offset: 0, read_offset: 0 }
     }
 
     fn decode(&self, ids: &[u32]) -> Result<String, TokenizerError> {
         self.tokenizer
             .decode(ids, self.skip_special)
-            .map_err(|e| TokenizerError::Tokenizers {
-                file: "<decode>".into(),
-                message: e.to_string(),
-            })
+            .map_err(|e| TokenizerError::Tokenizers { file: "<decode>".into(), message: e.to_string() })
     }
 
     /// Adds `id`; returns the newly completed text, or `None` while a character is incomplete.
@@ -45,10 +36,7 @@ impl<'a> StreamingDecoder<'a> {
         self.ids.push(id);
         let prefix = self.decode(&self.ids[self.prefix_offset..self.read_offset])?;
         let text = self.decode(&self.ids[self.prefix_offset..])?;
-        if text.len() > prefix.len()
-            && !text.ends_with('\u{FFFD}')
-            && text.is_char_boundary(prefix.len())
-        {
+        if text.len() > prefix.len() && !text.ends_with('\u{FFFD}') && text.is_char_boundary(prefix.len()) {
             let fresh = text[prefix.len()..].to_string();
             self.prefix_offset = self.read_offset;
             self.read_offset = self.ids.len();
