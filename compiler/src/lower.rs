@@ -103,9 +103,7 @@ fn launches(
         Op::Gather => all(movement::gather(target, &x[0], &x[1], out)?),
         Op::Softmax { axis } => all(norm::softmax(target, *axis, &x[0], out)?),
         Op::RmsNorm { eps } => all(norm::rms_norm(target, eps.into_inner(), &x[0], &x[1], out)?),
-        Op::LayerNorm { eps } => {
-            all(norm::layer_norm(target, eps.into_inner(), &x[0], &x[1], &x[2], out)?)
-        }
+        Op::LayerNorm { eps } => all(norm::layer_norm(target, eps.into_inner(), &x[0], &x[1], &x[2], out)?),
         Op::Rope { style } => all(rope::rope(target, *style, &x[0], &x[1], &x[2], out)?),
     }
 }

@@ -23,7 +23,11 @@ impl Default for CompileOptions {
 }
 
 /// Compiles `graph` into a [`Plan`] of naga-validated WGSL kernels for `profile`.
-pub fn compile(graph: &Graph, profile: &DeviceProfile, options: &CompileOptions) -> Result<Plan, CompileError> {
+pub fn compile(
+    graph: &Graph,
+    profile: &DeviceProfile,
+    options: &CompileOptions,
+) -> Result<Plan, CompileError> {
     let target = Target { profile, subgroups: profile.subgroups && options.subgroups };
     // 1. verify: every later step relies on recorded types matching inference.
     graph.verify()?;

@@ -66,6 +66,12 @@ impl DeviceProfile {
 
     /// Portable limits with f16 and subgroups (what lavapipe, Metal and most Vulkan GPUs offer).
     pub fn full() -> DeviceProfile {
-        DeviceProfile { f16: true, subgroups: true, subgroup_min_size: 4, subgroup_max_size: 64, ..DeviceProfile::portable() }
+        DeviceProfile {
+            f16: true,
+            subgroups: true,
+            subgroup_min_size: 4,
+            subgroup_max_size: 64,
+            ..DeviceProfile::portable()
+        }
     }
 }

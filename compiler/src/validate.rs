@@ -49,10 +49,7 @@ fn features(profile: &DeviceProfile) -> wgpu_types::Features {
     f
 }
 
-fn parse_and_validate(
-    kernel: &KernelSource,
-    profile: &DeviceProfile,
-) -> Result<naga::Module, CompileError> {
+fn parse_and_validate(kernel: &KernelSource, profile: &DeviceProfile) -> Result<naga::Module, CompileError> {
     let invalid = |message: String| CompileError::Invalid { kernel: kernel.name.clone(), message };
     let downlevel = wgpu_types::DownlevelFlags::compliant();
     let capabilities: Capabilities =
@@ -103,10 +100,7 @@ fn check_metadata(kernel: &KernelSource, module: &naga::Module) -> Result<(), Co
         .map(|(i, a)| (Some((0, i as u32)), *a == crate::Access::ReadWrite))
         .collect::<Vec<_>>();
     if storage != declared {
-        return Err(invalid(format!(
-            "declares bindings {:?}, the module has {storage:?}",
-            kernel.bindings
-        )));
+        return Err(invalid(format!("declares bindings {:?}, the module has {storage:?}", kernel.bindings)));
     }
     if workgroup_bytes != kernel.workgroup_bytes {
         return Err(invalid(format!(
@@ -136,11 +130,7 @@ fn check_limits(kernel: &KernelSource, profile: &DeviceProfile) -> Result<(), Co
             kernel.workgroup_size.iter().map(|&d| d as u64).product(),
             limits.max_compute_invocations_per_workgroup as u64,
         ),
-        (
-            "workgroup size x",
-            kernel.workgroup_size[0] as u64,
-            limits.max_compute_workgroup_size_x as u64,
-        ),
+        ("workgroup size x", kernel.workgroup_size[0] as u64, limits.max_compute_workgroup_size_x as u64),
     ];
     for (name, value, limit) in checks {
         if value > limit {

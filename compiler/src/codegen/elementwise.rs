@@ -151,4 +151,3 @@ pub fn fill(target: &Target, value: f64, out: &Value) -> Result<Launch, CompileE
         literal
     })
 }
-

@@ -85,19 +85,20 @@ pub fn coalesce(dims: &[usize], accesses: &mut [&mut Affine], keep_last: bool) -
     let n = dims.len();
     let mut out_dims: Vec<usize> = Vec::new();
     let mut out_strides: Vec<Vec<usize>> = vec![Vec::new(); accesses.len()];
-    for d in 0..n {
+    for (d, &size) in dims.iter().enumerate() {
         let last = keep_last && d + 1 == n;
-        if dims[d] == 1 && !last {
+        if size == 1 && !last {
             continue;
         }
         let mergeable = !last
             && !out_dims.is_empty()
-            && accesses.iter().zip(&out_strides).all(|(a, s)| {
-                s.last().is_some_and(|&prev| prev == a.strides[d] * dims[d])
-            });
+            && accesses
+                .iter()
+                .zip(&out_strides)
+                .all(|(a, s)| s.last().is_some_and(|&prev| prev == a.strides[d] * size));
         if mergeable {
-            if let Some(size) = out_dims.last_mut() {
-                *size *= dims[d];
+            if let Some(merged) = out_dims.last_mut() {
+                *merged *= size;
             }
             for (a, s) in accesses.iter().zip(out_strides.iter_mut()) {
                 if let Some(prev) = s.last_mut() {
@@ -105,7 +106,7 @@ pub fn coalesce(dims: &[usize], accesses: &mut [&mut Affine], keep_last: bool) -
                 }
             }
         } else {
-            out_dims.push(dims[d]);
+            out_dims.push(size);
             for (a, s) in accesses.iter().zip(out_strides.iter_mut()) {
                 s.push(a.strides[d]);
             }

@@ -49,7 +49,9 @@ impl Tile {
         let threads_cap = l.max_compute_invocations_per_workgroup.min(l.max_compute_workgroup_size_x);
         candidates
             .into_iter()
-            .find(|t| t.threads() <= threads_cap && t.workgroup_bytes() <= l.max_compute_workgroup_storage_size)
+            .find(|t| {
+                t.threads() <= threads_cap && t.workgroup_bytes() <= l.max_compute_workgroup_storage_size
+            })
             .ok_or(CompileError::Limit {
                 what: "matmul: workgroup memory for the smallest tile (bytes)".into(),
                 value: 512,

@@ -17,9 +17,15 @@ pub fn strided_copy(
     out: &Value,
 ) -> Result<Launch, CompileError> {
     let name = format!("{kind}_{}", out.dtype.name());
-    per_element(target, name, &out.shape, &[(x, access)], (out, Affine::contiguous(&out.shape)), Mode::Raw, |v| {
-        v[0].clone()
-    })
+    per_element(
+        target,
+        name,
+        &out.shape,
+        &[(x, access)],
+        (out, Affine::contiguous(&out.shape)),
+        Mode::Raw,
+        |v| v[0].clone(),
+    )
 }
 
 /// NumPy broadcast of `x` to `out.shape`.
@@ -58,20 +64,13 @@ pub fn concat(
             limit: max_bindings as u64,
         });
     }
-    let mut launches = Vec::new();
-    let mut start = 0; // output position of the group along `axis`
+    // Empty parts (size 0 along `axis`, since the output is not empty) need no kernel.
     let nonempty: Vec<usize> = (0..parts.len()).filter(|&i| parts[i].numel() > 0).collect();
-    let mut skipped_to = 0;
+    let mut launches = Vec::new();
     for group in nonempty.chunks(max_bindings - 1) {
-        // Empty parts between groups still advance the axis position (they add nothing).
-        for i in skipped_to..group[0] {
-            start += parts[i].shape[axis];
-        }
+        let start: usize = parts[..group[0]].iter().map(|v| v.shape[axis]).sum();
         let members: Vec<&Value> = group.iter().map(|&i| parts[i]).collect();
-        let launch = concat_group(target, &members, axis, start, out)?;
-        start += members.iter().map(|v| v.shape[axis]).sum::<usize>();
-        skipped_to = group[group.len() - 1] + 1;
-        launches.push((group.to_vec(), launch));
+        launches.push((group.to_vec(), concat_group(target, &members, axis, start, out)?));
     }
     Ok(launches)
 }
@@ -137,12 +136,12 @@ pub fn gather(target: &Target, table: &Value, indices: &Value, out: &Value) -> R
     let last = rows.saturating_sub(1);
     let clamped = match indices.dtype {
         DType::I32 => format!("u32(clamp({}, 0i, {last}i))", i.load_raw("idx / ROW")),
-        DType::U32 | DType::F32 | DType::F16 | DType::Bool => format!("min({}, {last}u)", i.load_raw("idx / ROW")),
+        DType::U32 | DType::F32 | DType::F16 | DType::Bool => {
+            format!("min({}, {last}u)", i.load_raw("idx / ROW"))
+        }
     };
     w.constant("ROW", row_len.max(1) as u32);
-    let body = vec![
-        format!("let row = {clamped};"),
-        o.store_raw("idx", &t.load_raw("row * ROW + idx % ROW")),
-    ];
+    let body =
+        vec![format!("let row = {clamped};"), o.store_raw("idx", &t.load_raw("row * ROW + idx % ROW"))];
     Ok(Launch { kernel: w.finish_per_element(n, grid.grid_x, &body), workgroups: grid.workgroups })
 }

@@ -31,7 +31,13 @@ pub fn softmax(target: &Target, axis: usize, x: &Value, out: &Value) -> Result<L
 }
 
 /// `x / sqrt(mean(x^2) + eps) * w` over the last axis.
-pub fn rms_norm(target: &Target, eps: f64, x: &Value, weight: &Value, out: &Value) -> Result<Launch, CompileError> {
+pub fn rms_norm(
+    target: &Target,
+    eps: f64,
+    x: &Value,
+    weight: &Value,
+    out: &Value,
+) -> Result<Launch, CompileError> {
     norm(target, "rms_norm", RMS_NORM, eps, &[x, weight], out)
 }
 
@@ -62,7 +68,10 @@ fn norm(
     w.constant("LEN", target.check_numel(kind, len)?);
     let eps = eps as f32;
     if !eps.is_finite() {
-        return Err(CompileError::Unsupported { op: kind.into(), reason: format!("eps {eps} is not finite in f32") });
+        return Err(CompileError::Unsupported {
+            op: kind.into(),
+            reason: format!("eps {eps} is not finite in f32"),
+        });
     }
     w.constant_f32("EPS", eps);
     for (v, load) in operands.iter().zip(["load_x", "load_w", "load_b"]) {

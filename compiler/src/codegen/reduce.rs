@@ -119,11 +119,17 @@ pub fn reduce(
             (acc.literal(0.0), format!("op_add_{t}"), "subgroupAdd")
         }
         (ReduceKind::Max, Scalar::F32) => ("f32_neg_inf()".into(), format!("op_max_{t}"), "subgroupMax"),
-        (ReduceKind::Max, Scalar::I32) => (acc.literal(i32::MIN as f64), format!("op_max_{t}"), "subgroupMax"),
+        (ReduceKind::Max, Scalar::I32) => {
+            (acc.literal(i32::MIN as f64), format!("op_max_{t}"), "subgroupMax")
+        }
         (ReduceKind::Max, Scalar::U32) => (acc.literal(0.0), format!("op_max_{t}"), "subgroupMax"),
         (ReduceKind::Min, Scalar::F32) => ("f32_inf()".into(), format!("op_min_{t}"), "subgroupMin"),
-        (ReduceKind::Min, Scalar::I32) => (acc.literal(i32::MAX as f64), format!("op_min_{t}"), "subgroupMin"),
-        (ReduceKind::Min, Scalar::U32) => (acc.literal(u32::MAX as f64), format!("op_min_{t}"), "subgroupMin"),
+        (ReduceKind::Min, Scalar::I32) => {
+            (acc.literal(i32::MAX as f64), format!("op_min_{t}"), "subgroupMin")
+        }
+        (ReduceKind::Min, Scalar::U32) => {
+            (acc.literal(u32::MAX as f64), format!("op_min_{t}"), "subgroupMin")
+        }
         (ReduceKind::Sum | ReduceKind::Mean | ReduceKind::Max | ReduceKind::Min, Scalar::Bool) => {
             return Err(unsupported());
         }

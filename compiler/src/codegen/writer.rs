@@ -143,21 +143,15 @@ impl KernelWriter {
 
     /// `fn NAME(i: u32) -> T` loading element `i` of `binding` as the compute type.
     pub fn load_fn(&mut self, name: &str, binding: &Binding) {
-        let text = format!(
-            "fn {name}(i: u32) -> {} {{ return {}; }}",
-            binding.scalar().wgsl(),
-            binding.load("i")
-        );
+        let text =
+            format!("fn {name}(i: u32) -> {} {{ return {}; }}", binding.scalar().wgsl(), binding.load("i"));
         self.function(&text);
     }
 
     /// `fn NAME(i: u32, v: T)` storing a compute-type value into `binding`.
     pub fn store_fn(&mut self, name: &str, binding: &Binding) {
-        let text = format!(
-            "fn {name}(i: u32, v: {}) {{ {} }}",
-            binding.scalar().wgsl(),
-            binding.store("i", "v")
-        );
+        let text =
+            format!("fn {name}(i: u32, v: {}) {{ {} }}", binding.scalar().wgsl(), binding.store("i", "v"));
         self.function(&text);
     }
 

@@ -1,4 +1,5 @@
-// Invocation ids of the subgroup kernels (no `enable subgroups;`: naga 30 rejects it).
+// Invocation ids of the subgroup kernels. No enable directive: naga 30 rejects the extension
+// and the builtins work without it once the device has SUBGROUP.
 struct Ids {
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,

@@ -1,0 +1,205 @@
+//! Null tier: the structure of compiled plans (bindings, buffers, grids, limits, serde).
+
+use tessera_compiler::{BufferRole, CompileError, CompileOptions, DeviceProfile, Plan, compile};
+use tessera_ir::{BinaryOp, DType, Graph, Op, ReduceKind, Shape, UnaryOp};
+
+type R = Result<(), Box<dyn std::error::Error>>;
+
+fn build(profile: &DeviceProfile, g: &Graph) -> Result<Plan, CompileError> {
+    compile(g, profile, &CompileOptions::default())
+}
+
+#[test]
+fn inputs_params_and_outputs_are_bound_by_name_with_their_storage() -> R {
+    let mut g = Graph::new();
+    let x = g.input("x", [3, 5], DType::F32);
+    let w = g.param("w", [5], DType::F16);
+    let wx = g.add(Op::Cast { to: DType::F32 }, &[w])?;
+    let y = g.add(Op::Binary(BinaryOp::Mul), &[x, wx])?;
+    let c = g.add(Op::Binary(BinaryOp::Gt), &[y, x])?;
+    g.set_outputs(vec![y, c])?;
+
+    let portable = build(&DeviceProfile::portable(), &g)?;
+    let wb = portable.param("w").ok_or("no param w")?;
+    assert_eq!((wb.dtype, wb.storage, wb.shape.clone()), (DType::F16, DType::F32, vec![5]));
+    assert_eq!(portable.buffers[wb.buffer.0 as usize].size, 20);
+    assert_eq!(portable.buffers[wb.buffer.0 as usize].role, BufferRole::Param);
+    let xb = portable.input("x").ok_or("no input x")?;
+    assert_eq!(portable.buffers[xb.buffer.0 as usize].size, 60);
+    assert_eq!(portable.buffers[xb.buffer.0 as usize].role, BufferRole::Input);
+    let names: Vec<_> = portable.outputs.iter().map(|o| o.name.as_str()).collect();
+    assert_eq!(names, ["output0", "output1"]);
+    assert_eq!((portable.outputs[1].dtype, portable.outputs[1].storage), (DType::Bool, DType::U32));
+    assert!(portable.kernels.iter().all(|k| !k.uses_f16 && !k.wgsl.contains("enable f16")));
+    assert_eq!(portable.peak_bytes, portable.buffers.iter().map(|b| b.size).sum::<u64>());
+
+    let full = build(&DeviceProfile::full(), &g)?;
+    let wb = full.param("w").ok_or("no param w")?;
+    assert_eq!(wb.storage, DType::F16);
+    assert_eq!(full.buffers[wb.buffer.0 as usize].size, 12, "5 halves round up to 12 bytes");
+    let cast = full.kernels.iter().find(|k| k.name.starts_with("cast")).ok_or("no cast kernel")?;
+    assert!(cast.uses_f16 && cast.wgsl.starts_with("enable f16;"));
+    Ok(())
+}
+
+#[test]
+fn outputs_never_alias_each_other_or_host_buffers() -> R {
+    let mut g = Graph::new();
+    let x = g.input("x", [4, 6], DType::F32);
+    let p = g.param("p", [24], DType::F32);
+    let e = g.add(Op::Unary(UnaryOp::Exp), &[x])?;
+    let r = g.add(Op::Reshape { shape: Shape::from([24]) }, &[e])?;
+    let s = g.add(Op::Binary(BinaryOp::Add), &[r, p])?;
+    g.set_outputs(vec![s, s, x, p, r])?;
+    let plan = build(&DeviceProfile::portable(), &g)?;
+    let mut out_buffers: Vec<_> = plan.outputs.iter().map(|o| o.buffer).collect();
+    out_buffers.sort();
+    out_buffers.dedup();
+    assert_eq!(out_buffers.len(), 5, "distinct output buffers");
+    for o in &plan.outputs {
+        assert_eq!(plan.buffers[o.buffer.0 as usize].role, BufferRole::Output);
+    }
+    // exp, add, then copies for the repeated s, x, p and the reshape.
+    assert_eq!(plan.dispatches.len(), 6);
+    // The non-output use of the reshape aliases exp's buffer: add reads it directly.
+    let exp_out = plan.dispatches[0].buffers[1];
+    assert_eq!(plan.dispatches[1].buffers[0], exp_out);
+    Ok(())
+}
+
+#[test]
+fn thirty_million_elements_fit_the_dispatch_grid() -> R {
+    let n = 30_000_000;
+    let mut g = Graph::new();
+    let x = g.input("x", [n], DType::F32);
+    let y = g.add(Op::Unary(UnaryOp::Sigmoid), &[x])?;
+    g.add_output(y)?;
+    let profile = DeviceProfile::portable();
+    let plan = build(&profile, &g)?;
+    let d = &plan.dispatches[0];
+    let wg = plan.kernels[d.kernel].workgroup_size[0] as u64;
+    assert!(d.workgroups.iter().all(|&w| w <= profile.limits.max_compute_workgroups_per_dimension));
+    assert!(d.workgroups[1] > 1, "needs a 2-D grid");
+    assert!(d.workgroups.iter().map(|&w| w as u64).product::<u64>() * wg >= n as u64);
+    Ok(())
+}
+
+#[test]
+fn concat_of_twelve_inputs_respects_the_binding_limit() -> R {
+    let mut g = Graph::new();
+    let parts: Vec<_> = (0..12).map(|i| g.input(&format!("x{i}"), [2, i + 1], DType::F32)).collect();
+    let y = g.add(Op::Concat { axis: 1 }, &parts)?;
+    g.add_output(y)?;
+    let profile = DeviceProfile::portable();
+    let plan = build(&profile, &g)?;
+    assert!(plan.dispatches.len() >= 2);
+    for d in &plan.dispatches {
+        assert!(d.buffers.len() <= 8);
+        assert_eq!(plan.kernels[d.kernel].bindings.len(), d.buffers.len());
+        assert_eq!(*d.buffers.last().ok_or("no output")?, plan.outputs[0].buffer);
+    }
+    let bound: usize = plan.dispatches.iter().map(|d| d.buffers.len() - 1).sum();
+    assert_eq!(bound, 12, "every part is copied once");
+    Ok(())
+}
+
+#[test]
+fn tensors_over_the_binding_limit_are_a_limit_error() -> R {
+    let mut g = Graph::new();
+    let x = g.input("x", [40_000_000], DType::F32);
+    let y = g.add(Op::Unary(UnaryOp::Neg), &[x])?;
+    g.add_output(y)?;
+    let err = build(&DeviceProfile::portable(), &g).err().ok_or("expected an error")?;
+    assert!(matches!(err, CompileError::Limit { .. }), "{err}");
+    Ok(())
+}
+
+#[test]
+fn scratch_buffers_are_reused_when_lifetimes_do_not_overlap() -> R {
+    let mut g = Graph::new();
+    let mut v = g.input("x", [1000], DType::F32);
+    for _ in 0..6 {
+        v = g.add(Op::Unary(UnaryOp::Exp), &[v])?;
+    }
+    g.add_output(v)?;
+    let plan = build(&DeviceProfile::portable(), &g)?;
+    let scratch = plan.buffers.iter().filter(|b| b.role == BufferRole::Scratch).count();
+    assert_eq!(scratch, 2);
+    for d in &plan.dispatches {
+        assert_ne!(d.buffers[0], d.buffers[1], "a kernel never reads the buffer it writes");
+    }
+    let no_reuse = compile(
+        &g,
+        &DeviceProfile::portable(),
+        &CompileOptions { reuse_buffers: false, ..Default::default() },
+    )?;
+    assert_eq!(no_reuse.buffers.iter().filter(|b| b.role == BufferRole::Scratch).count(), 5);
+    assert!(no_reuse.peak_bytes > plan.peak_bytes);
+    Ok(())
+}
+
+#[test]
+fn subgroup_kernels_follow_the_profile_and_the_switch() -> R {
+    let mut g = Graph::new();
+    let x = g.input("x", [8, 300], DType::F32);
+    let y = g.add(Op::Reduce { kind: ReduceKind::Sum, axes: vec![1], keepdims: false }, &[x])?;
+    let z = g.add(Op::Softmax { axis: 1 }, &[x])?;
+    g.set_outputs(vec![y, z])?;
+    let full = build(&DeviceProfile::full(), &g)?;
+    assert!(full.kernels.iter().all(|k| k.uses_subgroups && k.wgsl.contains("subgroupAdd")));
+    assert!(full.kernels.iter().all(|k| !k.wgsl.contains("enable subgroups")));
+    let off =
+        compile(&g, &DeviceProfile::full(), &CompileOptions { subgroups: false, ..Default::default() })?;
+    assert!(off.kernels.iter().all(|k| !k.uses_subgroups && !k.wgsl.contains("subgroup")));
+    let portable = build(&DeviceProfile::portable(), &g)?;
+    assert!(portable.kernels.iter().all(|k| !k.uses_subgroups));
+    Ok(())
+}
+
+#[test]
+fn repeated_kernels_are_stored_once() -> R {
+    let mut g = Graph::new();
+    let a = g.input("a", [64], DType::F32);
+    let b = g.add(Op::Unary(UnaryOp::Tanh), &[a])?;
+    let c = g.add(Op::Unary(UnaryOp::Tanh), &[b])?;
+    g.add_output(c)?;
+    let plan = build(&DeviceProfile::portable(), &g)?;
+    assert_eq!((plan.kernels.len(), plan.dispatches.len()), (1, 2));
+    Ok(())
+}
+
+#[test]
+fn plans_round_trip_through_serde() -> R {
+    let mut g = Graph::new();
+    let x = g.input("x", [2, 16, 8], DType::F16);
+    let w = g.param("w", [8, 4], DType::F16);
+    let y = g.add(Op::MatMul, &[x, w])?;
+    let s = g.add(Op::Softmax { axis: 2 }, &[y])?;
+    g.add_output(s)?;
+    for profile in [DeviceProfile::portable(), DeviceProfile::full()] {
+        let plan = build(&profile, &g)?;
+        let text = serde_json::to_string(&plan)?;
+        let back: Plan = serde_json::from_str(&text)?;
+        assert_eq!(back, plan);
+    }
+    Ok(())
+}
+
+#[test]
+fn validate_kernel_reports_the_offending_line() -> R {
+    let mut g = Graph::new();
+    let x = g.input("x", [3], DType::F32);
+    let y = g.add(Op::Unary(UnaryOp::Exp), &[x])?;
+    g.add_output(y)?;
+    let plan = build(&DeviceProfile::portable(), &g)?;
+    let mut kernel = plan.kernels[0].clone();
+    kernel.wgsl = kernel.wgsl.replace("op_exp_f32(x0)", "op_exp_f32(x0, 1u)");
+    let err = tessera_compiler::validate_kernel(&kernel, &DeviceProfile::portable())
+        .err()
+        .ok_or("accepted bad WGSL")?;
+    match err {
+        CompileError::Invalid { message, .. } => assert!(message.contains("op_exp_f32(x0, 1u)"), "{message}"),
+        other => return Err(format!("unexpected {other}").into()),
+    }
+    Ok(())
+}
