@@ -102,19 +102,19 @@ fn template_environment() -> Environment<'static> {
 /// `json.dumps(value, ensure_ascii=False, indent=indent)`: `", "` and `": "` separators when not
 /// indented; non-ASCII kept as is (minijinja's own `tojson` escapes HTML characters instead).
 fn python_tojson(value: Value, indent: Option<usize>) -> Result<Value, Error> {
-    let json = serde_json::to_value(&value)
-        .map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("tojson: {e}")))?;
+    // Serialized straight from minijinja's value: its maps keep insertion order, as Python's do.
+    let json = &value;
     let mut out = Vec::new();
     let result = match indent {
         Some(width) => {
             let indent = vec![b' '; width];
             let formatter = serde_json::ser::PrettyFormatter::with_indent(&indent);
             let mut ser = serde_json::Serializer::with_formatter(&mut out, formatter);
-            serde::Serialize::serialize(&json, &mut ser)
+            serde::Serialize::serialize(json, &mut ser)
         }
         None => {
             let mut ser = serde_json::Serializer::with_formatter(&mut out, PythonCompactFormatter);
-            serde::Serialize::serialize(&json, &mut ser)
+            serde::Serialize::serialize(json, &mut ser)
         }
     };
     result.map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("tojson: {e}")))?;
