@@ -122,3 +122,20 @@ fn smollm2_q_rows_unpermute_without_dequantizing() {
     assert!(QkPermutation::for_tensor("llama", "blk.0.attn_v.weight", 9, 3).is_none());
     assert!(QkPermutation::for_tensor("qwen2", "blk.0.attn_q.weight", 9, 3).is_none());
 }
+
+#[test]
+fn smollm2_tensors_under_hugging_face_names() {
+    let Some(path) = common::real_model(common::SMOLLM2_GGUF) else { return };
+    let gguf = GgufFile::open(&path).expect("opens");
+    let tensors = gguf.hf_tensors().expect("maps");
+    assert_eq!(tensors.len(), 272);
+    let find = |name: &str| tensors.iter().find(|t| t.hf_name == name).expect(name);
+    assert_eq!(find("model.embed_tokens.weight").shape(), vec![49152, 576]);
+    assert_eq!(find("model.layers.29.mlp.down_proj.weight").shape(), vec![576, 1536]);
+    assert_eq!(find("model.layers.0.self_attn.q_proj.weight").permutation, Some(QkPermutation { n_head: 9 }));
+    assert_eq!(find("model.layers.0.self_attn.k_proj.weight").permutation, Some(QkPermutation { n_head: 3 }));
+    assert_eq!(find("model.layers.0.self_attn.v_proj.weight").permutation, None);
+    assert!(tensors.iter().all(|t| t.hf_name != "lm_head.weight"), "tied embeddings");
+    let norm = find("model.norm.weight").to_f32().expect("f32");
+    assert_eq!(norm.len(), 576);
+}

@@ -80,3 +80,26 @@ fn streaming_emits_only_complete_characters() {
     assert!(held_back > 0, "emoji and CJK span several byte-level tokens, so some pushes wait");
     assert_eq!(pieces.concat(), text);
 }
+
+/// What `tessera convert` writes (tokenizer.json + tokenizer_config.json) loads back to a
+/// tokenizer that encodes and renders exactly as the GGUF one does.
+#[test]
+fn saved_directory_tokenizer_matches_the_gguf_one() {
+    let Some(tok) = smollm2() else { return };
+    let dir = tempfile::tempdir().expect("temp dir");
+    tok.save_to_dir(dir.path()).expect("saves");
+    let reloaded = ModelTokenizer::from_dir(dir.path()).expect("loads");
+    assert_eq!(reloaded.special, tok.special);
+    let golden = golden();
+    for case in golden["encodings"].as_array().expect("encodings") {
+        let text = case["text"].as_str().expect("text");
+        assert_eq!(reloaded.encode(text).expect("encodes"), ids(&case["ids"]), "{text:?}");
+    }
+    let chat = &golden["chats"][0];
+    let messages: Vec<ChatMessage> = serde_json::from_value(chat["messages"].clone()).expect("messages");
+    let template = reloaded.chat_template.as_ref().expect("template saved");
+    assert_eq!(
+        template.render(&messages, true).expect("renders"),
+        chat["rendered"].as_str().expect("rendered")
+    );
+}

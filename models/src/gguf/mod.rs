@@ -15,6 +15,7 @@ mod dequantize;
 mod error;
 mod ggml_type;
 mod hf_names;
+mod hf_tensors;
 mod llama_config;
 mod metadata;
 mod parse;
@@ -26,6 +27,7 @@ pub use dequantize::{dequantize, dequantize_blocks};
 pub use error::{GgufError, Problem};
 pub use ggml_type::GgmlType;
 pub use hf_names::{QkPermutation, hf_tensor_name, permuted_row_order, unpermute_rows};
+pub use hf_tensors::HfTensor;
 pub use metadata::{MetadataEntry, MetadataType, MetadataValue};
 pub use parse::DEFAULT_ALIGNMENT;
 

@@ -129,6 +129,39 @@ impl ModelTokenizer {
         Ok(ModelTokenizer { tokenizer, special, chat_template })
     }
 
+    /// `tokenizer_config.json` for this tokenizer: special token texts, `add_bos_token` and the
+    /// chat template (what a converted model directory carries beside tokenizer.json).
+    pub fn tokenizer_config_json(&self) -> serde_json::Value {
+        let pad_text = self.special.pad.and_then(|id| self.tokenizer.id_to_token(id));
+        let mut config = serde_json::json!({
+            "tokenizer_class": "PreTrainedTokenizerFast",
+            "add_bos_token": self.special.add_bos,
+            "bos_token": self.special.bos_text,
+            "eos_token": self.special.eos_text,
+            "pad_token": pad_text,
+        });
+        if let (Some(template), Some(object)) = (&self.chat_template, config.as_object_mut()) {
+            object.insert("chat_template".into(), template.source().into());
+        }
+        config
+    }
+
+    /// Writes `tokenizer.json` and `tokenizer_config.json` into `dir`, which
+    /// [`ModelTokenizer::from_dir`] reads back to the same tokenizer.
+    pub fn save_to_dir(&self, dir: &Path) -> Result<(), TokenizerError> {
+        let json_path = dir.join("tokenizer.json");
+        self.tokenizer.save(&json_path, false).map_err(|e| TokenizerError::Tokenizers {
+            file: json_path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        let config_path = dir.join("tokenizer_config.json");
+        let text = serde_json::to_string_pretty(&self.tokenizer_config_json()).map_err(|e| {
+            TokenizerError::Config { file: config_path.display().to_string(), message: e.to_string() }
+        })?;
+        std::fs::write(&config_path, text)
+            .map_err(|source| TokenizerError::Io { file: config_path.display().to_string(), source })
+    }
+
     /// Encodes `text`; special tokens written in the text (`<|im_start|>`) are recognized, and
     /// BOS is added when the model asks for it.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>, TokenizerError> {
