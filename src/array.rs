@@ -86,7 +86,10 @@ impl Array {
         let first = inputs.first().ok_or_else(|| invalid("apply", "no operands"))?;
         let device = first.node.device.clone();
         if let Some(other) = inputs.iter().find(|a| !a.node.device.same(&device)) {
-            return Err(invalid("apply", format!("operands live on different devices ({device:?}, {:?})", other.node.device)));
+            return Err(invalid(
+                "apply",
+                format!("operands live on different devices ({device:?}, {:?})", other.node.device),
+            ));
         }
         let types = inputs.iter().map(|a| a.node.ty.clone()).collect::<Vec<_>>();
         let ty = tessera_ir::infer(&op, &types)?;
@@ -232,6 +235,12 @@ pub(crate) fn trace(outputs: &[&Array]) -> Result<Traced> {
 
 impl std::fmt::Debug for Array {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Array({}{}, {})", self.dtype(), self.node.ty.shape, if self.is_evaluated() { "evaluated" } else { "lazy" })
+        write!(
+            f,
+            "Array({}{}, {})",
+            self.dtype(),
+            self.node.ty.shape,
+            if self.is_evaluated() { "evaluated" } else { "lazy" }
+        )
     }
 }

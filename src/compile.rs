@@ -50,7 +50,12 @@ where
             None => Device::default()?,
         };
         let signature = args.iter().map(|a| a.node.ty.clone()).collect::<Vec<_>>();
-        let cached = self.traces.lock().map_err(|_| invalid("compile", "trace cache poisoned"))?.get(&signature).cloned();
+        let cached = self
+            .traces
+            .lock()
+            .map_err(|_| invalid("compile", "trace cache poisoned"))?
+            .get(&signature)
+            .cloned();
         let tr = match cached {
             Some(t) => t,
             None => {

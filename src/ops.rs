@@ -109,7 +109,10 @@ impl Array {
             let mut v = axes.iter().map(|&a| self.axis(kind.name(), a)).collect::<Result<Vec<_>>>()?;
             v.sort_unstable();
             if v.windows(2).any(|w| w[0] == w[1]) {
-                return Err(invalid("reduce", format!("axes {axes:?} repeat an axis of shape {:?}", self.shape())));
+                return Err(invalid(
+                    "reduce",
+                    format!("axes {axes:?} repeat an axis of shape {:?}", self.shape()),
+                ));
             }
             v
         };
@@ -126,7 +129,10 @@ impl Array {
     /// to a row (left) or a column (right) and the added axis is removed again.
     pub fn matmul(&self, other: &Array) -> Result<Array> {
         if self.ndim() == 0 || other.ndim() == 0 {
-            return Err(invalid("matmul", format!("operands must have rank >= 1, got {:?} and {:?}", self.shape(), other.shape())));
+            return Err(invalid(
+                "matmul",
+                format!("operands must have rank >= 1, got {:?} and {:?}", self.shape(), other.shape()),
+            ));
         }
         let a = if self.ndim() == 1 { self.reshape_exact(&[1, self.shape()[0]])? } else { self.clone() };
         let b = if other.ndim() == 1 { other.reshape_exact(&[other.shape()[0], 1])? } else { other.clone() };

@@ -8,7 +8,8 @@ use common::{Domain, compare, gpu, random, rng, run_gpu, tolerance};
 use rand::rngs::StdRng;
 use tessera::layers::ir::interp::{self, Tensor};
 use tessera::layers::ir::{
-    BinaryOp, DType, Graph, NodeId, Op, ReduceKind, RopeStyle, Shape, SliceRange, TensorType, UnaryOp, float, infer,
+    BinaryOp, DType, Graph, NodeId, Op, ReduceKind, RopeStyle, Shape, SliceRange, TensorType, UnaryOp, float,
+    infer,
 };
 
 const SIZES: [usize; 5] = [1, 3, 50, 783, 4096];
@@ -242,7 +243,11 @@ fn binary_cases(bop: BinaryOp, rng: &mut StdRng) -> Vec<Case> {
 fn where_cases(rng: &mut StdRng) -> Vec<Case> {
     let mut cases = Vec::new();
     for dtype in DType::ALL {
-        for (sc, sa, sb) in [(vec![50], vec![50], vec![50]), (vec![783, 1], vec![1, 3], vec![]), (vec![4096], vec![1], vec![4096])] {
+        for (sc, sa, sb) in [
+            (vec![50], vec![50], vec![50]),
+            (vec![783, 1], vec![1, 3], vec![]),
+            (vec![4096], vec![1], vec![4096]),
+        ] {
             let mut b = Builder::new(rng);
             let c = b.input(&sc, DType::Bool, Domain::Any);
             let x = b.input(&sa, dtype, Domain::Any);
@@ -293,7 +298,12 @@ fn reduce_cases(kind: ReduceKind, rng: &mut StdRng) -> Vec<Case> {
             let mut b = Builder::new(rng);
             let x = b.input(shape, dtype, Domain::Any);
             let y = b.op(op.clone(), &[x]);
-            cases.push(b.finish(format!("reduce.{} {dtype}{shape:?} axes {axes:?}", kind.name()), op, y, len));
+            cases.push(b.finish(
+                format!("reduce.{} {dtype}{shape:?} axes {axes:?}", kind.name()),
+                op,
+                y,
+                len,
+            ));
         }
         let op = Op::Reduce { kind, axes: vec![1], keepdims: false };
         if legal(&op, &[(&[50, 3], dtype)]) {
@@ -309,7 +319,9 @@ fn reduce_cases(kind: ReduceKind, rng: &mut StdRng) -> Vec<Case> {
 fn argmax_cases(rng: &mut StdRng) -> Vec<Case> {
     let mut cases = Vec::new();
     for dtype in [DType::F32, DType::F16, DType::I32, DType::U32] {
-        for (shape, axis, keepdims) in [(vec![1], 0, false), (vec![4096], 0, false), (vec![3, 783], 1, false), (vec![50, 3], 0, true)] {
+        for (shape, axis, keepdims) in
+            [(vec![1], 0, false), (vec![4096], 0, false), (vec![3, 783], 1, false), (vec![50, 3], 0, true)]
+        {
             let op = Op::ArgMax { axis, keepdims };
             let mut b = Builder::new(rng);
             let x = b.input(&shape, dtype, Domain::Any);
@@ -387,7 +399,10 @@ fn selection_cases(rep: &Op, rng: &mut StdRng) -> Vec<Case> {
                 Op::Slice { .. } => {
                     let x = b.input(&[3, n], dtype, Domain::Any);
                     let op = Op::Slice {
-                        ranges: vec![SliceRange { start: 0, stop: 3, step: 2 }, SliceRange { start: n / 3, stop: n, step: 3 }],
+                        ranges: vec![
+                            SliceRange { start: 0, stop: 3, step: 2 },
+                            SliceRange { start: n / 3, stop: n, step: 3 },
+                        ],
                     };
                     (op.clone(), b.op(op, &[x]))
                 }
@@ -475,7 +490,12 @@ fn rope_cases(rng: &mut StdRng) -> Vec<Case> {
                 let sin = b.input(&[seq, dim / 2], dtype, Domain::Any);
                 let op = Op::Rope { style };
                 let out = b.op(op.clone(), &[x, cos, sin]);
-                cases.push(b.finish(format!("rope {} {dtype}[{heads},{seq},{dim}]", style.name()), op, out, 2));
+                cases.push(b.finish(
+                    format!("rope {} {dtype}[{heads},{seq},{dim}]", style.name()),
+                    op,
+                    out,
+                    2,
+                ));
             }
         }
     }

@@ -57,10 +57,8 @@ impl Graph {
 
     /// Appends `op` applied to `inputs`, inferring its type; errors name the op and shapes.
     pub fn add(&mut self, op: Op, inputs: &[NodeId]) -> Result<NodeId, IrError> {
-        let operand_types = inputs
-            .iter()
-            .map(|&id| self.get(id).map(Node::ty))
-            .collect::<Result<Vec<_>, _>>()?;
+        let operand_types =
+            inputs.iter().map(|&id| self.get(id).map(Node::ty)).collect::<Result<Vec<_>, _>>()?;
         let ty = infer(&op, &operand_types)?;
         let id = NodeId(self.nodes.len() as u32);
         self.nodes.push(Node { op, inputs: inputs.to_vec(), shape: ty.shape, dtype: ty.dtype });

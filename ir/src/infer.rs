@@ -38,8 +38,7 @@ pub fn infer(op: &Op, operands: &[TensorType]) -> Result<TensorType, IrError> {
     let broadcast_all = |ts: &[&TensorType]| -> Result<Shape, IrError> {
         let mut out = Shape::scalar();
         for x in ts {
-            out = Shape::broadcast(&out, &x.shape)
-                .ok_or_else(|| fail("shapes do not broadcast".into()))?;
+            out = Shape::broadcast(&out, &x.shape).ok_or_else(|| fail("shapes do not broadcast".into()))?;
         }
         Ok(out)
     };
@@ -121,21 +120,16 @@ pub fn infer(op: &Op, operands: &[TensorType]) -> Result<TensorType, IrError> {
             if k != k2 {
                 return Err(fail(format!("inner dimensions differ ({k} vs {k2})")));
             }
-            let batch = Shape::broadcast(
-                &Shape::from(&ad[..ad.len() - 2]),
-                &Shape::from(&bd[..bd.len() - 2]),
-            )
-            .ok_or_else(|| fail("batch dimensions do not broadcast".into()))?;
+            let batch =
+                Shape::broadcast(&Shape::from(&ad[..ad.len() - 2]), &Shape::from(&bd[..bd.len() - 2]))
+                    .ok_or_else(|| fail("batch dimensions do not broadcast".into()))?;
             let mut dims = batch.0;
             dims.extend([m, n]);
             Ok(TensorType::new(dims, a.dtype))
         }
         Op::Reshape { shape } => {
             if shape.numel() != t(0).shape.numel() {
-                return Err(fail(format!(
-                    "cannot reshape {} elements into {shape}",
-                    t(0).shape.numel()
-                )));
+                return Err(fail(format!("cannot reshape {} elements into {shape}", t(0).shape.numel())));
             }
             Ok(TensorType::new(shape.clone(), t(0).dtype))
         }
@@ -210,11 +204,7 @@ pub fn infer(op: &Op, operands: &[TensorType]) -> Result<TensorType, IrError> {
             }
             for p in &operands[1..] {
                 if p.dtype != x.dtype || p.shape.dims() != [last.unwrap_or(0)] {
-                    return Err(fail(format!(
-                        "weight/bias must be {}[{}]",
-                        x.dtype,
-                        last.unwrap_or(0)
-                    )));
+                    return Err(fail(format!("weight/bias must be {}[{}]", x.dtype, last.unwrap_or(0))));
                 }
             }
             Ok(x.clone())

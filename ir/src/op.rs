@@ -339,9 +339,7 @@ impl BinaryOp {
     /// True for comparisons, whose result is bool.
     pub fn is_comparison(self) -> bool {
         match self {
-            BinaryOp::Eq | BinaryOp::Ne | BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge => {
-                true
-            }
+            BinaryOp::Eq | BinaryOp::Ne | BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge => true,
             BinaryOp::Add
             | BinaryOp::Sub
             | BinaryOp::Mul

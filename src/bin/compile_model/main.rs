@@ -49,7 +49,8 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let graph = ir::text::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     let plan = compiler::compile(&graph, &profile, &compiler::CompileOptions::default())?;
-    std::fs::write(&cli.out, serde_json::to_vec_pretty(&plan)?).map_err(|e| format!("{}: {e}", cli.out.display()))?;
+    std::fs::write(&cli.out, serde_json::to_vec_pretty(&plan)?)
+        .map_err(|e| format!("{}: {e}", cli.out.display()))?;
     eprintln!(
         "{}: {} kernels, {} dispatches, {} buffers, {} bytes",
         cli.out.display(),

@@ -16,7 +16,9 @@ pub fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         return Ok(());
     }
     if adapters.is_empty() {
-        return Err("no GPU adapter found (on Linux without a GPU: apt-get install -y mesa-vulkan-drivers)".into());
+        return Err(
+            "no GPU adapter found (on Linux without a GPU: apt-get install -y mesa-vulkan-drivers)".into()
+        );
     }
     for (i, a) in adapters.iter().enumerate() {
         if i > 0 {

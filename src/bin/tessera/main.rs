@@ -34,9 +34,10 @@ fn main() -> ExitCode {
     }
 }
 
-/// `TESSERA_LOG` is a tracing filter (`info`, `tessera_compiler=debug`, ...).
+/// `TESSERA_LOG` is a tracing filter (`info`, `tessera_compiler=debug`, ...). By default the GL
+/// probe's EGL noise on headless machines is silenced.
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("TESSERA_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,wgpu_hal::gles::egl=off"));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 }
