@@ -179,7 +179,7 @@ impl Array {
             return Err(invalid("reshape", format!("bad target shape {shape:?}")));
         }
         let fill = if holes == 1 {
-            if known == 0 || self.size() % known != 0 {
+            if known == 0 || !self.size().is_multiple_of(known) {
                 return Err(invalid("reshape", format!("cannot reshape {:?} into {shape:?}", self.shape())));
             }
             self.size() / known

@@ -240,6 +240,10 @@ fn absurd_counts_and_dimensions_are_rejected_before_allocating() {
     let (_, problem) = expect_error(&bytes_overflow);
     assert!(matches!(problem, Problem::Overflow(_)), "{problem:?}");
 
+    let zero_hides_overflow = GgufBuilder::new().tensor("zero", &[0, 1 << 40, 1 << 40], 0, vec![]).build();
+    let (_, problem) = expect_error(&zero_hides_overflow);
+    assert!(matches!(problem, Problem::Overflow(_)), "{problem:?}");
+
     let five_dims = GgufBuilder::new().tensor("5d", &[1, 1, 1, 1, 1], 0, vec![0; 4]).build();
     let (_, problem) = expect_error(&five_dims);
     assert_eq!(problem, Problem::TooManyDimensions(5));

@@ -15,6 +15,13 @@ pub const DEFAULT_ALIGNMENT: u64 = 32;
 const MAX_ARRAY_NESTING: usize = 8;
 /// ggml's `GGML_MAX_DIMS`.
 const MAX_DIMS: u32 = 4;
+/// Up-front reservation cap: counts are already bounded by the bytes left, but a parsed item
+/// takes more memory than its smallest encoding, so vectors grow as items actually parse.
+const MAX_RESERVE: u64 = 1 << 16;
+
+fn reserve(count: u64) -> usize {
+    count.min(MAX_RESERVE) as usize
+}
 
 /// A problem at an absolute byte offset, before the caller says what was being read.
 pub(crate) struct Fault {
@@ -131,8 +138,7 @@ impl<'a> Cursor<'a> {
                 }
                 let element_type = self.value_type()?;
                 let count = self.count("array length", element_type.min_encoded_len())?;
-                // Bounded by the file size above: at most one element per remaining byte.
-                let mut values = Vec::with_capacity(count as usize);
+                let mut values = Vec::with_capacity(reserve(count));
                 for _ in 0..count {
                     values.push(self.value(element_type, depth + 1)?);
                 }
@@ -188,7 +194,7 @@ pub(crate) fn parse_layout(bytes: &[u8], ctx: &ErrorContext<'_>) -> Result<Layou
     let tensor_count = cur.count("tensor count", 24).map_err(|f| ctx.from_fault("header", f))?;
     let kv_count = cur.count("metadata count", 13).map_err(|f| ctx.from_fault("header", f))?;
 
-    let mut metadata = Vec::with_capacity(kv_count as usize);
+    let mut metadata = Vec::with_capacity(reserve(kv_count));
     let mut seen_keys = HashSet::new();
     for index in 0..kv_count {
         let entry_at = cur.position();
@@ -221,7 +227,7 @@ pub(crate) fn parse_layout(bytes: &[u8], ctx: &ErrorContext<'_>) -> Result<Layou
         }
     };
 
-    let mut tensors = Vec::with_capacity(tensor_count as usize);
+    let mut tensors = Vec::with_capacity(reserve(tensor_count));
     let mut seen_names = HashSet::new();
     for index in 0..tensor_count {
         let info = parse_tensor_info(&mut cur, index, ctx)?;
@@ -281,10 +287,13 @@ fn parse_tensor_info(
         .ok_or_else(|| ctx.error(&subject, type_at, Problem::UnknownTensorType(type_id)))?;
     let offset = cur.u64().map_err(fail)?;
 
-    let n_elements = dims
-        .iter()
+    // Zero dimensions skipped: every partial product (rows, elements) must fit, even when a
+    // zero makes the total 0.
+    dims.iter()
+        .filter(|&&d| d != 0)
         .try_fold(1u64, |acc, &d| acc.checked_mul(d))
         .ok_or_else(|| ctx.error(&subject, dims_at, Problem::Overflow("element count")))?;
+    let n_elements: u64 = dims.iter().product();
     let row = dims.first().copied().unwrap_or(1);
     let block = ggml_type.block_size();
     if row % block != 0 {
