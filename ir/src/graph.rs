@@ -57,10 +57,8 @@ impl Graph {
 
     /// Appends `op` applied to `inputs`, inferring its type; errors name the op and shapes.
     pub fn add(&mut self, op: Op, inputs: &[NodeId]) -> Result<NodeId, IrError> {
-        let operand_types = inputs
-            .iter()
-            .map(|&id| self.get(id).map(Node::ty))
-            .collect::<Result<Vec<_>, _>>()?;
+        let operand_types =
+            inputs.iter().map(|&id| self.get(id).map(Node::ty)).collect::<Result<Vec<_>, _>>()?;
         let ty = infer(&op, &operand_types)?;
         let id = NodeId(self.nodes.len() as u32);
         self.nodes.push(Node { op, inputs: inputs.to_vec(), shape: ty.shape, dtype: ty.dtype });
@@ -145,6 +143,33 @@ impl Graph {
         self.iter().filter(|(_, n)| matches!(n.op, Op::Input { .. })).map(|(id, _)| id).collect()
     }
 
+    /// Ids of the `State` nodes, in order.
+    pub fn states(&self) -> Vec<NodeId> {
+        self.iter().filter(|(_, n)| matches!(n.op, Op::State { .. })).map(|(id, _)| id).collect()
+    }
+
+    /// A State is updated in place, so its only use is as the destination (operand 0) of
+    /// exactly one WriteSlice: any other reader could see the value before or after the update.
+    fn verify_states(&self) -> Result<(), IrError> {
+        for state in self.states() {
+            let mut uses = Vec::new();
+            for (id, n) in self.iter() {
+                for (slot, i) in n.inputs.iter().enumerate() {
+                    if *i == state {
+                        uses.push((id, slot, matches!(n.op, Op::WriteSlice { .. })));
+                    }
+                }
+            }
+            let ok = matches!(uses.as_slice(), [(_, 0, true)]) && !self.outputs.contains(&state);
+            if !ok {
+                return Err(IrError::Graph(format!(
+                    "{state} (state) must be used exactly once, as the destination of a write_slice"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Ids of the `Param` nodes, in order.
     pub fn params(&self) -> Vec<NodeId> {
         self.iter().filter(|(_, n)| matches!(n.op, Op::Param { .. })).map(|(id, _)| id).collect()
@@ -190,6 +215,7 @@ impl Graph {
                 }
             }
         }
+        self.verify_states()?;
         if self.outputs.is_empty() {
             return Err(IrError::Graph("no outputs".into()));
         }

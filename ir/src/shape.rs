@@ -68,8 +68,7 @@ impl Shape {
 
     /// True when `self` broadcasts to `target` under NumPy rules.
     pub fn broadcasts_to(&self, target: &Shape) -> bool {
-        self.rank() <= target.rank()
-            && Shape::broadcast(self, target).as_ref() == Some(target)
+        self.rank() <= target.rank() && Shape::broadcast(self, target).as_ref() == Some(target)
     }
 
     /// Converts a flat row-major index to a multi-index.
@@ -86,11 +85,7 @@ impl Shape {
 
 /// The `k`-th dimension counted from the right, 1 when the shape is shorter.
 fn dim_from_right(s: &Shape, k: usize) -> usize {
-    if k < s.rank() {
-        s.0[s.rank() - 1 - k]
-    } else {
-        1
-    }
+    if k < s.rank() { s.0[s.rank() - 1 - k] } else { 1 }
 }
 
 impl fmt::Display for Shape {
