@@ -1,4 +1,4 @@
-//! Decompositions of composite ops (Softmax, RmsNorm, LayerNorm, Rope) into primitives.
+//! Decompositions of composite ops (Softmax, RmsNorm, LayerNorm, Rope, Attention) into primitives.
 //!
 //! Fused kernels for the composites are tested against these expansions, and a backend without
 //! a fused kernel can run the expansion instead. f16 composites are expanded in f32 (cast in,
@@ -33,6 +33,9 @@ pub fn decompose(graph: &Graph) -> Result<Graph, IrError> {
             Op::RmsNorm { eps } => b.rms_norm(operand(0)?, operand(1)?, *eps)?,
             Op::LayerNorm { eps } => b.layer_norm(operand(0)?, operand(1)?, operand(2)?, *eps)?,
             Op::Rope { style } => b.rope(operand(0)?, operand(1)?, operand(2)?, *style)?,
+            Op::Attention { scale, causal } => {
+                b.attention([operand(0)?, operand(1)?, operand(2)?, operand(3)?], *scale, *causal)?
+            }
             Op::Input { .. }
             | Op::Param { .. }
             | Op::Constant { .. }
@@ -48,7 +51,12 @@ pub fn decompose(graph: &Graph) -> Result<Graph, IrError> {
             | Op::Broadcast { .. }
             | Op::Slice { .. }
             | Op::Concat { .. }
-            | Op::Gather => b.g.add(node.op.clone(), &inputs)?,
+            | Op::Gather
+            | Op::State { .. }
+            | Op::Iota { .. }
+            | Op::WriteSlice { .. }
+            | Op::QuantMatMul { .. }
+            | Op::QuantGather { .. } => b.g.add(node.op.clone(), &inputs)?,
         };
         map.push(new);
     }
@@ -108,6 +116,64 @@ impl Builder {
         let scaled = self.binary(BinaryOp::Mul, normed, w)?;
         let y = self.binary(BinaryOp::Add, scaled, b)?;
         self.narrow(y, dtype)
+    }
+
+    /// `softmax(q k^T * scale + mask) v`, kv heads repeated for grouped queries. The mask hides
+    /// keys `j >= kv_len[b]` and, when causal, `j + S > kv_len[b] + i`. A query row with no
+    /// visible key gives NaN here (the op's definition gives zeros); models never produce one.
+    fn attention(
+        &mut self,
+        [q, k, v, kv_len]: [NodeId; 4],
+        scale: Float,
+        causal: bool,
+    ) -> Result<NodeId, IrError> {
+        let (q, dtype) = self.widen(q)?;
+        let (k, _) = self.widen(k)?;
+        let (v, _) = self.widen(v)?;
+        let qd = self.g.get(q)?.shape.dims().to_vec();
+        let kd = self.g.get(k)?.shape.dims().to_vec();
+        let (b, hq, s, hkv, t) = (qd[0], qd[1], qd[2], kd[1], kd[2]);
+        let k = self.repeat_heads(k, hq / hkv.max(1))?;
+        let v = self.repeat_heads(v, hq / hkv.max(1))?;
+        let kt = self.g.add(Op::Permute { perm: vec![0, 1, 3, 2] }, &[k])?;
+        let scores = self.g.add(Op::MatMul, &[q, kt])?;
+        let scale =
+            self.g.add(Op::Constant { value: scale, shape: Shape::scalar(), dtype: DType::F32 }, &[])?;
+        let scores = self.binary(BinaryOp::Mul, scores, scale)?;
+        let mask_shape = Shape::from([b, 1, s, t]);
+        let j = self.g.add(Op::Iota { shape: mask_shape.clone(), axis: 3, dtype: DType::U32 }, &[])?;
+        let len = self.g.add(Op::Reshape { shape: Shape::from([b, 1, 1, 1]) }, &[kv_len])?;
+        let mut visible = self.binary(BinaryOp::Lt, j, len)?;
+        if causal {
+            let i = self.g.add(Op::Iota { shape: mask_shape, axis: 2, dtype: DType::U32 }, &[])?;
+            let rows = self.constant(s as f64, DType::U32)?;
+            let key_end = self.binary(BinaryOp::Add, j, rows)?;
+            let row_end = self.binary(BinaryOp::Add, len, i)?;
+            let before = self.binary(BinaryOp::Le, key_end, row_end)?;
+            // visible && before, written as where(visible, before, visible).
+            visible = self.g.add(Op::Where, &[visible, before, visible])?;
+        }
+        let neg_inf = self.constant(f64::NEG_INFINITY, DType::F32)?;
+        let masked = self.g.add(Op::Where, &[visible, scores, neg_inf])?;
+        let p = self.softmax(masked, 3)?;
+        let y = self.g.add(Op::MatMul, &[p, v])?;
+        self.narrow(y, dtype)
+    }
+
+    /// `[b, h, t, d]` -> `[b, h * g, t, d]`, each head repeated `g` times (grouped queries).
+    fn repeat_heads(&mut self, x: NodeId, g: usize) -> Result<NodeId, IrError> {
+        if g == 1 {
+            return Ok(x);
+        }
+        let d = self.g.get(x)?.shape.dims().to_vec();
+        let x = self.g.add(Op::Reshape { shape: Shape::from([d[0], d[1], 1, d[2], d[3]]) }, &[x])?;
+        let x = self.g.add(Op::Broadcast { shape: Shape::from([d[0], d[1], g, d[2], d[3]]) }, &[x])?;
+        self.g.add(Op::Reshape { shape: Shape::from([d[0], d[1] * g, d[2], d[3]]) }, &[x])
+    }
+
+    fn constant(&mut self, value: f64, dtype: DType) -> Result<NodeId, IrError> {
+        let value = crate::float(value).ok_or_else(|| IrError::Graph("NaN constant".into()))?;
+        self.g.add(Op::Constant { value, shape: Shape::scalar(), dtype }, &[])
     }
 
     /// Rotates pairs `(lo, hi)` of the last axis: `lo*c - hi*s`, `hi*c + lo*s`.

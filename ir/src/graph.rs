@@ -143,6 +143,33 @@ impl Graph {
         self.iter().filter(|(_, n)| matches!(n.op, Op::Input { .. })).map(|(id, _)| id).collect()
     }
 
+    /// Ids of the `State` nodes, in order.
+    pub fn states(&self) -> Vec<NodeId> {
+        self.iter().filter(|(_, n)| matches!(n.op, Op::State { .. })).map(|(id, _)| id).collect()
+    }
+
+    /// A State is updated in place, so its only use is as the destination (operand 0) of
+    /// exactly one WriteSlice: any other reader could see the value before or after the update.
+    fn verify_states(&self) -> Result<(), IrError> {
+        for state in self.states() {
+            let mut uses = Vec::new();
+            for (id, n) in self.iter() {
+                for (slot, i) in n.inputs.iter().enumerate() {
+                    if *i == state {
+                        uses.push((id, slot, matches!(n.op, Op::WriteSlice { .. })));
+                    }
+                }
+            }
+            let ok = matches!(uses.as_slice(), [(_, 0, true)]) && !self.outputs.contains(&state);
+            if !ok {
+                return Err(IrError::Graph(format!(
+                    "{state} (state) must be used exactly once, as the destination of a write_slice"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Ids of the `Param` nodes, in order.
     pub fn params(&self) -> Vec<NodeId> {
         self.iter().filter(|(_, n)| matches!(n.op, Op::Param { .. })).map(|(id, _)| id).collect()
@@ -188,6 +215,7 @@ impl Graph {
                 }
             }
         }
+        self.verify_states()?;
         if self.outputs.is_empty() {
             return Err(IrError::Graph("no outputs".into()));
         }

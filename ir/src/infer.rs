@@ -43,7 +43,7 @@ pub fn infer(op: &Op, operands: &[TensorType]) -> Result<TensorType, IrError> {
         Ok(out)
     };
     match op {
-        Op::Input { shape, dtype, .. } | Op::Param { shape, dtype, .. } => {
+        Op::Input { shape, dtype, .. } | Op::Param { shape, dtype, .. } | Op::State { shape, dtype, .. } => {
             Ok(TensorType::new(shape.clone(), *dtype))
         }
         Op::Constant { value, shape, dtype } => {
@@ -227,6 +227,77 @@ pub fn infer(op: &Op, operands: &[TensorType]) -> Result<TensorType, IrError> {
             }
             Ok(x.clone())
         }
+        Op::Iota { shape, axis, dtype } => {
+            check_axes(shape, &[*axis]).map_err(attr)?;
+            if *dtype == DType::Bool {
+                return Err(attr("iota needs a numeric dtype".into()));
+            }
+            Ok(TensorType::new(shape.clone(), *dtype))
+        }
+        Op::WriteSlice { axis } => {
+            let (dst, src, offset) = (t(0), t(1), t(2));
+            check_axes(&dst.shape, &[*axis]).map_err(attr)?;
+            let fits = src.shape.rank() == dst.shape.rank()
+                && (0..dst.shape.rank()).all(|a| {
+                    let (s, d) = (src.shape.dims()[a], dst.shape.dims()[a]);
+                    if a == *axis { s <= d } else { s == d }
+                });
+            if src.dtype != dst.dtype || !fits {
+                return Err(fail(format!("src must match dst off axis {axis} and fit along it")));
+            }
+            if offset.dtype != DType::U32 || offset.shape.dims() != [1] {
+                return Err(fail("offset must be u32[1]".into()));
+            }
+            Ok(dst.clone())
+        }
+        Op::Attention { .. } => {
+            let (q, k, v, len) = (t(0), t(1), t(2), t(3));
+            let (qd, kd, vd) = (q.shape.dims(), k.shape.dims(), v.shape.dims());
+            let ok = q.dtype.is_float()
+                && k.dtype == q.dtype
+                && v.dtype == q.dtype
+                && qd.len() == 4
+                && kd.len() == 4
+                && vd.len() == 4
+                && kd[0] == qd[0]
+                && vd[0] == qd[0]
+                && kd[1] > 0
+                && qd[1] % kd[1] == 0
+                && vd[1] == kd[1]
+                && kd[3] == qd[3]
+                && vd[2] == kd[2];
+            if !ok {
+                return Err(fail(
+                    "expects q[B,Hq,S,D], k[B,Hkv,T,D], v[B,Hkv,T,Dv] of one float dtype with Hq a multiple of Hkv".into(),
+                ));
+            }
+            if len.dtype != DType::U32 || len.shape.dims() != [qd[0]] {
+                return Err(fail(format!("kv_len must be u32[{}]", qd[0])));
+            }
+            Ok(TensorType::new([qd[0], qd[1], qd[2], vd[3]], q.dtype))
+        }
+        Op::QuantMatMul { bits, group_size } => {
+            let (x, w, scales, biases) = (t(0), t(1), t(2), t(3));
+            let k = quant_row_len(*bits, *group_size, w, scales, biases).map_err(&fail)?;
+            if !x.dtype.is_float() || x.shape.dims().last() != Some(&k) {
+                return Err(fail(format!("x must be float with last axis {k}")));
+            }
+            let mut dims = x.shape.0.clone();
+            if let Some(last) = dims.last_mut() {
+                *last = w.shape.dims()[0];
+            }
+            Ok(TensorType::new(dims, x.dtype))
+        }
+        Op::QuantGather { bits, group_size } => {
+            let (w, scales, biases, idx) = (t(0), t(1), t(2), t(3));
+            let k = quant_row_len(*bits, *group_size, w, scales, biases).map_err(&fail)?;
+            if !idx.dtype.is_int() || w.shape.dims()[0] == 0 {
+                return Err(fail("indices must be i32 or u32 and the table non-empty".into()));
+            }
+            let mut dims = idx.shape.0.clone();
+            dims.push(k);
+            Ok(TensorType::new(dims, scales.dtype))
+        }
     }
 }
 
@@ -264,4 +335,39 @@ pub fn reduced_shape(shape: &Shape, axes: &[usize], keepdims: bool) -> Shape {
         }
     }
     Shape(dims)
+}
+
+/// Row length K of an affine-quantized `[N, K]` matrix, checking the layout of its parts.
+fn quant_row_len(
+    bits: u32,
+    group: u32,
+    w: &TensorType,
+    scales: &TensorType,
+    biases: &TensorType,
+) -> Result<usize, String> {
+    if bits != 4 && bits != 8 {
+        return Err(format!("{bits}-bit codes are not supported (4 or 8)"));
+    }
+    let per_word = 32 / bits;
+    if group == 0 || !group.is_multiple_of(per_word) {
+        return Err(format!("group size {group} must be a positive multiple of {per_word}"));
+    }
+    let wd = w.shape.dims();
+    if w.dtype != DType::U32 || wd.len() != 2 {
+        return Err("packed weights must be u32[N, K*bits/32]".into());
+    }
+    let k = wd[1] * per_word as usize;
+    if !k.is_multiple_of(group as usize) {
+        return Err(format!("row length {k} is not a multiple of the group size {group}"));
+    }
+    let groups = [wd[0], k / group as usize];
+    for p in [scales, biases] {
+        if !p.dtype.is_float() || p.dtype != scales.dtype || p.shape.dims() != groups {
+            return Err(format!(
+                "scales and biases must share a float dtype and shape [{}, {}]",
+                groups[0], groups[1]
+            ));
+        }
+    }
+    Ok(k)
 }

@@ -6,9 +6,11 @@
 //! once. GPU kernels, rewrite rules and models are all tested against this module; `ir/SPEC.md`
 //! states the same rules in prose.
 
+mod attention;
 mod composite;
 mod elementwise;
 mod movement;
+mod quant;
 mod reduce;
 
 use crate::infer::{TensorType, infer};
@@ -94,6 +96,12 @@ pub fn run(graph: &Graph, bindings: &[(&str, Tensor)]) -> Result<Vec<Tensor>, Ir
     for (id, node) in graph.iter() {
         let value = if let Op::Input { name, shape, dtype } | Op::Param { name, shape, dtype } = &node.op {
             bind(&node.op.mnemonic(), name, shape, *dtype, &by_name)?
+        } else if let Op::State { name, shape, dtype } = &node.op {
+            // A state nobody bound starts at zero, as a freshly loaded plan's does.
+            match by_name.contains_key(name.as_str()) {
+                true => bind("state", name, shape, *dtype, &by_name)?,
+                false => Tensor::zeros(shape.clone(), *dtype),
+            }
         } else {
             let mut operands = Vec::with_capacity(node.inputs.len());
             for &i in &node.inputs {
@@ -124,6 +132,37 @@ pub fn run(graph: &Graph, bindings: &[(&str, Tensor)]) -> Result<Vec<Tensor>, Ir
             Ok(values[o.index()].clone())
         })
         .collect()
+}
+
+/// Runs `graph` like [`run`], with its `State` values taken from `states` (zeros when absent)
+/// and, afterwards, each state replaced by what the `WriteSlice` on it produced: the same
+/// update a compiled plan makes in place.
+pub fn run_with_states(
+    graph: &Graph,
+    bindings: &[(&str, Tensor)],
+    states: &mut HashMap<String, Tensor>,
+) -> Result<Vec<Tensor>, IrError> {
+    // Extra outputs: every WriteSlice applied to a State.
+    let mut extended = graph.clone();
+    let mut updates = Vec::new();
+    for (id, node) in graph.iter() {
+        if let Op::WriteSlice { .. } = node.op {
+            if let Some(Op::State { name, .. }) = node.inputs.first().map(|&d| &graph.node(d).op) {
+                updates.push(name.clone());
+                extended.add_output(id)?;
+            }
+        }
+    }
+    let mut all: Vec<(&str, Tensor)> = bindings.to_vec();
+    for (name, t) in states.iter() {
+        all.push((name.as_str(), t.clone()));
+    }
+    let mut outs = run(&extended, &all)?;
+    let new_states = outs.split_off(graph.outputs().len());
+    for (name, t) in updates.into_iter().zip(new_states) {
+        states.insert(name, t);
+    }
+    Ok(outs)
 }
 
 /// The data bound to an Input or Param, checked against its declared type.
@@ -157,9 +196,10 @@ pub fn eval_op(op: &Op, operands: &[&Tensor]) -> Result<Tensor, IrError> {
     let out = infer(op, &types)?;
     let x = |i: usize| operands[i];
     let data = match op {
-        Op::Input { name, .. } | Op::Param { name, .. } => {
+        Op::Input { name, .. } | Op::Param { name, .. } | Op::State { name, .. } => {
             return Err(IrError::Binding(format!("{} `{name}` has no data outside `run`", op.mnemonic())));
         }
+        Op::Iota { shape, axis, .. } => movement::iota(shape, *axis),
         Op::Constant { value, shape, dtype } => vec![dtype.round(value.into_inner()); shape.numel()],
         Op::Unary(u) => elementwise::unary(*u, x(0)),
         Op::Binary(b) => elementwise::binary(*b, x(0), x(1), &out.shape),
@@ -178,6 +218,16 @@ pub fn eval_op(op: &Op, operands: &[&Tensor]) -> Result<Tensor, IrError> {
         Op::RmsNorm { eps } => composite::rms_norm(eps.into_inner(), x(0), x(1)),
         Op::LayerNorm { eps } => composite::layer_norm(eps.into_inner(), x(0), x(1), x(2)),
         Op::Rope { style } => composite::rope(*style, x(0), x(1), x(2)),
+        Op::WriteSlice { axis } => movement::write_slice(*axis, x(0), x(1), x(2)),
+        Op::Attention { scale, causal } => {
+            attention::attention(scale.into_inner(), *causal, x(0), x(1), x(2), x(3))
+        }
+        Op::QuantMatMul { bits, group_size } => {
+            quant::quant_matmul(*bits, *group_size, x(0), x(1), x(2), x(3))
+        }
+        Op::QuantGather { bits, group_size } => {
+            quant::quant_gather(*bits, *group_size, x(0), x(1), x(2), x(3))
+        }
     };
     let dtype = out.dtype;
     // Every op result is stored in its dtype: this single rounding is what makes f32/f16 ops

@@ -116,6 +116,58 @@ pub enum Op {
         /// Which element pairs rotate together.
         style: RopeStyle,
     },
+    /// A persistent tensor owned by the loaded plan (the KV cache): zero when the plan is
+    /// loaded, kept across runs. Its only user is one `WriteSlice`, which updates it in place.
+    State {
+        /// Name the caller reads/writes it by.
+        name: String,
+        /// Shape.
+        shape: Shape,
+        /// Element type.
+        dtype: DType,
+    },
+    /// `iota`: element value = its index along `axis` (arange broadcast over `shape`).
+    Iota {
+        /// Result shape.
+        shape: Shape,
+        /// Axis whose index is the value.
+        axis: usize,
+        /// Result dtype (numeric).
+        dtype: DType,
+    },
+    /// `write_slice(dst, src, offset)`: `dst` with `src` written at `offset[0]` along `axis`
+    /// (`offset` is u32 `[1]` data; rows past the end of `dst` are dropped). On a `State`
+    /// the compiled plan updates it in place.
+    WriteSlice {
+        /// Axis the slice starts at `offset` on.
+        axis: usize,
+    },
+    /// `attention(q, k, v, kv_len)`: softmax(q k^T * scale) v with grouped-query heads.
+    /// `q [B, Hq, S, D]`, `k [B, Hkv, T, D]`, `v [B, Hkv, T, Dv]`, `kv_len` u32 `[B]`;
+    /// query row `i` sees keys `j < kv_len[b]` (and `j <= kv_len[b] - S + i` when causal).
+    Attention {
+        /// Multiplies the scores (usually `1/sqrt(D)`).
+        scale: Float,
+        /// Queries are the last `S` positions and see no later key.
+        causal: bool,
+    },
+    /// `quant_matmul(x, w, scales, biases)`: `x [..., K]` times affine-quantized weights
+    /// `[N, K]` transposed, giving `[..., N]`. `w` is u32 `[N, K*bits/32]` (code `i` of a word
+    /// in bits `bits*i`), `scales`/`biases` `[N, K/group_size]`; weight = scale * code + bias.
+    QuantMatMul {
+        /// Bits per code (4 or 8).
+        bits: u32,
+        /// Codes sharing one scale and bias.
+        group_size: u32,
+    },
+    /// `quant_gather(w, scales, biases, indices)`: rows of an affine-quantized table
+    /// (layout as in `QuantMatMul`), dequantized to the scales' dtype; indices clamp.
+    QuantGather {
+        /// Bits per code (4 or 8).
+        bits: u32,
+        /// Codes sharing one scale and bias.
+        group_size: u32,
+    },
 }
 
 /// Elementwise functions of one operand.
@@ -397,17 +449,17 @@ impl RopeStyle {
 /// Broad classes of ops, for passes that treat a whole class alike.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum OpClass {
-    /// Input, Param, Constant: no operands.
+    /// Input, Param, Constant, State, Iota: no operands.
     Leaf,
     /// One output element from the same-index elements of the operands (with broadcasting).
     Elementwise,
     /// Reduce, ArgMax.
     Reduction,
-    /// MatMul.
+    /// MatMul, QuantMatMul.
     Contraction,
-    /// Reshape, Permute, Broadcast, Slice, Concat, Gather: data movement only.
+    /// Reshape, Permute, Broadcast, Slice, Concat, Gather, WriteSlice, QuantGather: data movement.
     Movement,
-    /// Softmax, RmsNorm, LayerNorm, Rope: have a decomposition into primitives.
+    /// Softmax, RmsNorm, LayerNorm, Rope, Attention: have a decomposition into primitives.
     Composite,
 }
 
@@ -415,19 +467,27 @@ impl Op {
     /// The op's class.
     pub fn class(&self) -> OpClass {
         match self {
-            Op::Input { .. } | Op::Param { .. } | Op::Constant { .. } => OpClass::Leaf,
+            Op::Input { .. }
+            | Op::Param { .. }
+            | Op::Constant { .. }
+            | Op::State { .. }
+            | Op::Iota { .. } => OpClass::Leaf,
             Op::Unary(_) | Op::Binary(_) | Op::Where | Op::Cast { .. } => OpClass::Elementwise,
             Op::Reduce { .. } | Op::ArgMax { .. } => OpClass::Reduction,
-            Op::MatMul => OpClass::Contraction,
+            Op::MatMul | Op::QuantMatMul { .. } => OpClass::Contraction,
             Op::Reshape { .. }
             | Op::Permute { .. }
             | Op::Broadcast { .. }
             | Op::Slice { .. }
             | Op::Concat { .. }
-            | Op::Gather => OpClass::Movement,
-            Op::Softmax { .. } | Op::RmsNorm { .. } | Op::LayerNorm { .. } | Op::Rope { .. } => {
-                OpClass::Composite
-            }
+            | Op::Gather
+            | Op::WriteSlice { .. }
+            | Op::QuantGather { .. } => OpClass::Movement,
+            Op::Softmax { .. }
+            | Op::RmsNorm { .. }
+            | Op::LayerNorm { .. }
+            | Op::Rope { .. }
+            | Op::Attention { .. } => OpClass::Composite,
         }
     }
 
@@ -444,7 +504,11 @@ impl Op {
     /// Number of operands the op takes; `None` for variadic (Concat, at least one).
     pub fn arity(&self) -> Option<usize> {
         match self {
-            Op::Input { .. } | Op::Param { .. } | Op::Constant { .. } => Some(0),
+            Op::Input { .. }
+            | Op::Param { .. }
+            | Op::Constant { .. }
+            | Op::State { .. }
+            | Op::Iota { .. } => Some(0),
             Op::Unary(_)
             | Op::Cast { .. }
             | Op::Reduce { .. }
@@ -455,7 +519,8 @@ impl Op {
             | Op::Slice { .. }
             | Op::Softmax { .. } => Some(1),
             Op::Binary(_) | Op::MatMul | Op::Gather | Op::RmsNorm { .. } => Some(2),
-            Op::Where | Op::LayerNorm { .. } | Op::Rope { .. } => Some(3),
+            Op::Where | Op::LayerNorm { .. } | Op::Rope { .. } | Op::WriteSlice { .. } => Some(3),
+            Op::Attention { .. } | Op::QuantMatMul { .. } | Op::QuantGather { .. } => Some(4),
             Op::Concat { .. } => None,
         }
     }
@@ -483,6 +548,12 @@ impl Op {
             Op::RmsNorm { .. } => "rms_norm".into(),
             Op::LayerNorm { .. } => "layer_norm".into(),
             Op::Rope { .. } => "rope".into(),
+            Op::State { .. } => "state".into(),
+            Op::Iota { .. } => "iota".into(),
+            Op::WriteSlice { .. } => "write_slice".into(),
+            Op::Attention { .. } => "attention".into(),
+            Op::QuantMatMul { .. } => "quant_matmul".into(),
+            Op::QuantGather { .. } => "quant_gather".into(),
         }
     }
 }

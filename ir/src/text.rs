@@ -50,7 +50,7 @@ impl fmt::Display for Graph {
 fn write_attrs(s: &mut String, op: &Op) {
     let list = |xs: &[usize]| format!("[{}]", xs.iter().map(usize::to_string).collect::<Vec<_>>().join(","));
     let attrs = match op {
-        Op::Input { name, .. } | Op::Param { name, .. } => {
+        Op::Input { name, .. } | Op::Param { name, .. } | Op::State { name, .. } => {
             s.push(' ');
             write_string(s, name);
             return;
@@ -72,6 +72,13 @@ fn write_attrs(s: &mut String, op: &Op) {
         Op::Concat { axis } | Op::Softmax { axis } => format!("axis={axis}"),
         Op::RmsNorm { eps } | Op::LayerNorm { eps } => format!("eps={}", fmt_float(eps.into_inner())),
         Op::Rope { style } => format!("style={}", style.name()),
+        Op::Iota { axis, .. } | Op::WriteSlice { axis } => format!("axis={axis}"),
+        Op::Attention { scale, causal } => {
+            format!("scale={}, causal={causal}", fmt_float(scale.into_inner()))
+        }
+        Op::QuantMatMul { bits, group_size } | Op::QuantGather { bits, group_size } => {
+            format!("bits={bits}, group_size={group_size}")
+        }
     };
     let _ = write!(s, " {{{attrs}}}");
 }
@@ -157,16 +164,24 @@ impl<'a> Cursor<'a> {
         self.expect('=')?;
         let mnemonic = self.word()?.to_string();
         let (op, inputs) = match mnemonic.as_str() {
-            "input" | "param" => {
+            "input" | "param" | "state" => {
                 let name = self.string()?;
                 self.expect(':')?;
                 let (dtype, shape) = self.ty()?;
-                let op = if mnemonic == "input" {
-                    Op::Input { name, shape, dtype }
-                } else {
-                    Op::Param { name, shape, dtype }
+                let op = match mnemonic.as_str() {
+                    "input" => Op::Input { name, shape, dtype },
+                    "param" => Op::Param { name, shape, dtype },
+                    _ => Op::State { name, shape, dtype },
                 };
                 (op, Vec::new())
+            }
+            "iota" => {
+                self.expect('{')?;
+                let axis = self.key("axis").and_then(|()| self.usize())?;
+                self.expect('}')?;
+                self.expect(':')?;
+                let (dtype, shape) = self.ty()?;
+                (Op::Iota { shape, axis, dtype }, Vec::new())
             }
             "constant" => {
                 let value = self.float()?;
@@ -223,7 +238,11 @@ impl<'a> Cursor<'a> {
         if let Some(op) = simple {
             return Ok(op);
         }
-        const WITH_ATTRS: [&str; 11] = [
+        const WITH_ATTRS: [&str; 15] = [
+            "write_slice",
+            "attention",
+            "quant_matmul",
+            "quant_gather",
             "cast",
             "argmax",
             "reshape",
@@ -264,6 +283,21 @@ impl<'a> Cursor<'a> {
                     .find(|s| s.name() == style)
                     .ok_or_else(|| format!("unknown rope style `{style}`"))?;
                 Op::Rope { style }
+            }
+            "write_slice" => Op::WriteSlice { axis: self.key("axis").and_then(|()| self.usize())? },
+            "attention" => {
+                let scale = self.key("scale").and_then(|()| self.float())?;
+                let causal = self.key("causal").and_then(|()| self.bool())?;
+                Op::Attention { scale, causal }
+            }
+            "quant_matmul" | "quant_gather" => {
+                let bits = self.key("bits").and_then(|()| self.usize())? as u32;
+                let group_size = self.key("group_size").and_then(|()| self.usize())? as u32;
+                if mnemonic == "quant_matmul" {
+                    Op::QuantMatMul { bits, group_size }
+                } else {
+                    Op::QuantGather { bits, group_size }
+                }
             }
             other => return Err(format!("unknown op `{other}`")),
         };

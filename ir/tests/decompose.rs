@@ -184,3 +184,42 @@ fn surrounding_graph_names_and_output_order_are_kept() -> Res {
     assert_eq!(decompose(&d)?, d);
     Ok(())
 }
+
+#[test]
+fn attention_matches_masked_softmax_matmul() -> Res {
+    // (B, Hq, Hkv, S, T, D, kv_len per batch, causal). Every query row sees at least one key.
+    type Case = (usize, usize, usize, usize, usize, usize, &'static [f64], bool);
+    let cases: &[Case] = &[
+        (1, 1, 1, 1, 1, 2, &[1.0], true),
+        (1, 4, 2, 3, 8, 6, &[5.0], true),
+        (2, 3, 1, 1, 7, 4, &[7.0, 2.0], false),
+        (1, 9, 3, 5, 12, 8, &[12.0], true),
+        (2, 2, 2, 4, 4, 3, &[4.0, 3.0], false),
+    ];
+    for (seed, &(b, hq, hkv, s, t, d, lens, causal)) in cases.iter().enumerate() {
+        let mut g = Graph::new();
+        let q = g.input("q", [b, hq, s, d], DType::F32);
+        let k = g.input("k", [b, hkv, t, d], DType::F32);
+        let v = g.input("v", [b, hkv, t, d + 1], DType::F32);
+        let len = g.input("kv_len", [b], DType::U32);
+        let scale = float(1.0 / (d as f64).sqrt()).ok_or(IrError::Graph("NaN".into()))?;
+        let y = g.add(Op::Attention { scale, causal }, &[q, k, v, len])?;
+        g.add_output(y)?;
+        let d2 = decompose(&g)?;
+        d2.verify()?;
+        assert!(d2.nodes().iter().all(|n| n.op.class() != OpClass::Composite), "left a composite:\n{d2}");
+        let mut rng = StdRng::seed_from_u64(seed as u64);
+        let bindings = [
+            ("q", random(&Shape::from([b, hq, s, d]), DType::F32, Fill::Uniform(2.0), &mut rng)),
+            ("k", random(&Shape::from([b, hkv, t, d]), DType::F32, Fill::Uniform(2.0), &mut rng)),
+            ("v", random(&Shape::from([b, hkv, t, d + 1]), DType::F32, Fill::Uniform(2.0), &mut rng)),
+            ("kv_len", Tensor::new([b], DType::U32, lens.to_vec())),
+        ];
+        let want = run(&g, &bindings)?;
+        let got = run(&d2, &bindings)?;
+        for (a, c) in want[0].data.iter().zip(&got[0].data) {
+            assert!((a - c).abs() <= F32_TOL * (1.0 + a.abs()), "case {seed}: {a} vs {c}");
+        }
+    }
+    Ok(())
+}

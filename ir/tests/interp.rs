@@ -437,11 +437,122 @@ fn every_op_graph_runs() -> Res {
         ("m", f32s([4, 3], &ramp(12))),
         ("cos", f32s([2], &[1.0, 0.0])),
         ("sin", f32s([1, 2], &[0.0, 1.0])),
+        ("q", f32s([1, 4, 2, 8], &ramp(64))),
+        ("k", f32s([1, 2, 2, 8], &ramp(32))),
+        ("offset", Tensor::new([1], DType::U32, vec![1.0])),
+        ("kv_len", Tensor::new([1], DType::U32, vec![3.0])),
+        (
+            "qw.weight",
+            Tensor::new(
+                [3, 4],
+                DType::U32,
+                (0..12).map(|i| (i * 0x01020304u32 as usize % 4294967296) as f64).collect(),
+            ),
+        ),
+        ("qw.scales", f32s([3, 1], &[0.5, 1.0, 2.0])),
+        ("qw.biases", f32s([3, 1], &[-1.0, 0.0, 1.0])),
+        ("x16", f32s([2, 16], &ramp(32))),
     ];
     let out = run(&g, &bindings)?;
     assert_eq!(out.len(), g.outputs().len());
     for (o, t) in g.outputs().iter().zip(&out) {
         assert_eq!((&t.shape, t.dtype), (&g.node(*o).shape, g.node(*o).dtype));
     }
+    Ok(())
+}
+
+#[test]
+fn quant_matmul_and_gather_dequantize_mlx_affine_codes() -> Res {
+    // One row of 8 four-bit codes 0..7 (code i in bits 4i), one group: w = 0.5 * code - 1.
+    let word = (0..8u32).fold(0u32, |acc, i| acc | (i << (4 * i))) as f64;
+    let w = Tensor::new([1, 1], DType::U32, vec![word]);
+    let s = f32s([1, 1], &[0.5]);
+    let b = f32s([1, 1], &[-1.0]);
+    let x = f32s([2, 8], &[1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]);
+    let y = eval_op(&Op::QuantMatMul { bits: 4, group_size: 8 }, &[&x, &w, &s, &b])?;
+    // Row 0: w[0] + w[7] = -1 + 2.5; row 1: sum of 0.5*c - 1 over c = 0..7 = 14 - 8.
+    assert_eq!(y.data, vec![1.5, 6.0]);
+    assert_eq!(y.shape, Shape::from([2, 1]));
+    let idx = Tensor::new([2], DType::I32, vec![0.0, 9.0]);
+    let rows = eval_op(&Op::QuantGather { bits: 4, group_size: 8 }, &[&w, &s, &b, &idx])?;
+    let row: Vec<f64> = (0..8).map(|c| 0.5 * c as f64 - 1.0).collect();
+    assert_eq!(rows.data, [row.clone(), row].concat(), "index 9 clamps to the last row");
+    // Eight-bit codes, two groups of 4 (codes 1..8), scales 1 and 10.
+    let words =
+        vec![f64::from(u32::from_le_bytes([1, 2, 3, 4])), f64::from(u32::from_le_bytes([5, 6, 7, 8]))];
+    let w8 = Tensor::new([1, 2], DType::U32, words);
+    let y = eval_op(
+        &Op::QuantMatMul { bits: 8, group_size: 4 },
+        &[&f32s([1, 8], &[1.0; 8]), &w8, &f32s([1, 2], &[1.0, 10.0]), &f32s([1, 2], &[0.0, 0.5])],
+    )?;
+    assert_eq!(y.data, vec![10.0 + 262.0]);
+    Ok(())
+}
+
+#[test]
+fn attention_masks_by_cache_length_and_causality_with_grouped_heads() -> Res {
+    // One kv head shared by two query heads; keys are one-hot so scores are easy by hand.
+    let q = f32s([1, 2, 2, 2], &[1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0]);
+    let k = f32s([1, 1, 4, 2], &[1.0, 0.0, 0.0, 1.0, 1.0, 1.0, 9.0, 9.0]);
+    let v = f32s([1, 1, 4, 1], &[10.0, 20.0, 30.0, 1000.0]);
+    let len = Tensor::new([1], DType::U32, vec![3.0]);
+    let scale = float(std::f64::consts::LN_2).ok_or(IrError::Graph("NaN".into()))?;
+    let y = eval_op(&Op::Attention { scale, causal: true }, &[&q, &k, &v, &len])?;
+    // Rows are positions 1 and 2 (kv_len 3, S 2). Head 0 row 0 sees keys 0,1 with scores
+    // ln2*[1, 0]: weights [2/3, 1/3] -> 40/3. Head 0 row 1 sees keys 0..2 with scores
+    // ln2*[0, 1, 1]: weights [1/5, 2/5, 2/5] -> 22. Head 1 has q = 0: uniform weights.
+    let want = [40.0 / 3.0, 22.0, 15.0, 20.0];
+    for (g, w) in y.data.iter().zip(want) {
+        assert!((g - w).abs() < 1e-5, "{:?} vs {want:?}", y.data);
+    }
+    let y = eval_op(&Op::Attention { scale, causal: false }, &[&q, &k, &v, &len])?;
+    assert!((y.data[0] - (2.0 * 10.0 + 20.0 + 2.0 * 30.0) / 5.0).abs() < 1e-5, "non-causal sees key 2");
+    let none = Tensor::new([1], DType::U32, vec![0.0]);
+    let y = eval_op(&Op::Attention { scale, causal: false }, &[&q, &k, &v, &none])?;
+    assert_eq!(y.data, vec![0.0; 4], "no visible key gives zeros");
+    Ok(())
+}
+
+#[test]
+fn write_slice_and_iota() -> Res {
+    let dst = f32s([2, 3], &[0.0; 6]);
+    let src = f32s([2, 2], &[1.0, 2.0, 3.0, 4.0]);
+    let at = |o: f64| Tensor::new([1], DType::U32, vec![o]);
+    let y = eval_op(&Op::WriteSlice { axis: 1 }, &[&dst, &src, &at(1.0)])?;
+    assert_eq!(y.data, vec![0.0, 1.0, 2.0, 0.0, 3.0, 4.0]);
+    let y = eval_op(&Op::WriteSlice { axis: 1 }, &[&dst, &src, &at(2.0)])?;
+    assert_eq!(y.data, vec![0.0, 0.0, 1.0, 0.0, 0.0, 3.0], "rows past the end are dropped");
+    let i = eval_op(&Op::Iota { shape: Shape::from([2, 3]), axis: 0, dtype: DType::I32 }, &[])?;
+    assert_eq!(i.data, vec![0.0, 0.0, 0.0, 1.0, 1.0, 1.0]);
+    Ok(())
+}
+
+#[test]
+fn states_persist_through_run_with_states() -> Res {
+    let mut g = Graph::new();
+    let cache = g.add(Op::State { name: "c".into(), shape: Shape::from([4]), dtype: DType::F32 }, &[])?;
+    let x = g.input("x", [1], DType::F32);
+    let at = g.input("at", [1], DType::U32);
+    let c = g.add(Op::WriteSlice { axis: 0 }, &[cache, x, at])?;
+    let total = g.add(Op::Reduce { kind: ReduceKind::Sum, axes: vec![0], keepdims: false }, &[c])?;
+    g.add_output(total)?;
+    g.verify()?;
+    let mut states = std::collections::HashMap::new();
+    let mut sums = Vec::new();
+    for (i, v) in [1.0, 2.0, 4.0].into_iter().enumerate() {
+        let out = tessera_ir::interp::run_with_states(
+            &g,
+            &[("x", f32s([1], &[v])), ("at", Tensor::new([1], DType::U32, vec![i as f64]))],
+            &mut states,
+        )?;
+        sums.push(out[0].data[0]);
+    }
+    assert_eq!(sums, vec![1.0, 3.0, 7.0]);
+    // A state read by anything but one write_slice is rejected.
+    let mut bad = Graph::new();
+    let s = bad.add(Op::State { name: "c".into(), shape: Shape::from([4]), dtype: DType::F32 }, &[])?;
+    let y = bad.add(Op::Unary(UnaryOp::Neg), &[s])?;
+    bad.add_output(y)?;
+    assert!(bad.verify().is_err());
     Ok(())
 }

@@ -56,3 +56,32 @@ pub(super) fn gather(table: &Tensor, idx: &Tensor) -> Vec<f64> {
 fn gather_offsets(x: &Tensor, offsets: &[usize]) -> Vec<f64> {
     offsets.iter().map(|&o| x.data[o]).collect()
 }
+
+/// `dst` with `src` written from `offset[0]` along `axis`; what falls past the end is dropped.
+pub(super) fn write_slice(axis: usize, dst: &Tensor, src: &Tensor, offset: &Tensor) -> Vec<f64> {
+    let mut out = dst.data.clone();
+    let dd = dst.shape.dims();
+    let sd = src.shape.dims();
+    let start = offset.data[0] as usize;
+    let inner: usize = dd[axis + 1..].iter().product();
+    let outer: usize = dd[..axis].iter().product();
+    for o in 0..outer {
+        for a in 0..sd[axis] {
+            let pos = start + a;
+            if pos >= dd[axis] {
+                break;
+            }
+            let from = (o * sd[axis] + a) * inner;
+            let to = (o * dd[axis] + pos) * inner;
+            out[to..to + inner].copy_from_slice(&src.data[from..from + inner]);
+        }
+    }
+    out
+}
+
+/// Values of `iota`: each element's index along `axis`.
+pub(super) fn iota(shape: &Shape, axis: usize) -> Vec<f64> {
+    let dims = shape.dims();
+    let inner: usize = dims[axis + 1..].iter().product();
+    (0..shape.numel()).map(|i| ((i / inner.max(1)) % dims[axis].max(1)) as f64).collect()
+}

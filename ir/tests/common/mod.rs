@@ -6,7 +6,7 @@ use tessera_ir::{
 };
 
 /// Number of `Op` variants; `variant_index` must map onto exactly `0..OP_VARIANTS`.
-pub const OP_VARIANTS: usize = 20;
+pub const OP_VARIANTS: usize = 26;
 
 /// A dense index per `Op` variant. Exhaustive on purpose: a new variant stops this compiling,
 /// and then `every_op_graph` must gain an instance before the coverage tests pass.
@@ -32,6 +32,12 @@ pub fn variant_index(op: &Op) -> usize {
         Op::RmsNorm { .. } => 17,
         Op::LayerNorm { .. } => 18,
         Op::Rope { .. } => 19,
+        Op::State { .. } => 20,
+        Op::Iota { .. } => 21,
+        Op::WriteSlice { .. } => 22,
+        Op::Attention { .. } => 23,
+        Op::QuantMatMul { .. } => 24,
+        Op::QuantGather { .. } => 25,
     }
 }
 
@@ -135,6 +141,25 @@ pub fn every_op_graph() -> Result<Graph, IrError> {
     for style in [RopeStyle::HalfSplit, RopeStyle::Interleaved] {
         outs.push(g.add(Op::Rope { style }, &[x, cos, sin])?);
     }
+    // Model ops: a KV cache state updated in place, attention over it, quantized weights.
+    let q = g.input("q", [1, 4, 2, 8], DType::F32);
+    let k = g.input("k", [1, 2, 2, 8], DType::F32);
+    let cache = g.add(
+        Op::State { name: "cache.0.k".into(), shape: Shape::from([1, 2, 6, 8]), dtype: DType::F32 },
+        &[],
+    )?;
+    let offset = g.input("offset", [1], DType::U32);
+    let kc = g.add(Op::WriteSlice { axis: 2 }, &[cache, k, offset])?;
+    let kv_len = g.input("kv_len", [1], DType::U32);
+    let scale = float(0.125).ok_or_else(|| IrError::Graph("NaN".into()))?;
+    outs.push(g.add(Op::Attention { scale, causal: true }, &[q, kc, kc, kv_len])?);
+    outs.push(g.add(Op::Iota { shape: Shape::from([2, 3]), axis: 1, dtype: DType::U32 }, &[])?);
+    let packed = g.param("qw.weight", [3, 4], DType::U32);
+    let scales = g.param("qw.scales", [3, 1], DType::F32);
+    let biases = g.param("qw.biases", [3, 1], DType::F32);
+    let x16 = g.input("x16", [2, 16], DType::F32);
+    outs.push(g.add(Op::QuantMatMul { bits: 8, group_size: 16 }, &[x16, packed, scales, biases])?);
+    outs.push(g.add(Op::QuantGather { bits: 8, group_size: 16 }, &[packed, scales, biases, ids])?);
     g.set_outputs(outs)?;
     Ok(g)
 }
