@@ -105,5 +105,13 @@ fn launches(
         Op::RmsNorm { eps } => all(norm::rms_norm(target, eps.into_inner(), &x[0], &x[1], out)?),
         Op::LayerNorm { eps } => all(norm::layer_norm(target, eps.into_inner(), &x[0], &x[1], &x[2], out)?),
         Op::Rope { style } => all(rope::rope(target, *style, &x[0], &x[1], &x[2], out)?),
+        Op::State { .. }
+        | Op::Iota { .. }
+        | Op::WriteSlice { .. }
+        | Op::Attention { .. }
+        | Op::QuantMatMul { .. }
+        | Op::QuantGather { .. } => {
+            Err(CompileError::Unsupported { op: node.op.mnemonic(), reason: "no kernel yet".into() })
+        }
     }
 }

@@ -111,6 +111,7 @@ pub fn plan(graph: &Graph, profile: &DeviceProfile, reuse: bool) -> Result<Memor
         let id = match &node.op {
             Op::Input { name, .. } => Some(new_buffer(size(i), BufferRole::Input, name.clone())),
             Op::Param { name, .. } => Some(new_buffer(size(i), BufferRole::Param, name.clone())),
+            Op::State { name, .. } => Some(new_buffer(size(i), BufferRole::State, name.clone())),
             Op::Reshape { .. } => value_buffer[node.inputs[0].index()],
             Op::Constant { .. }
             | Op::Unary(_)
@@ -128,7 +129,12 @@ pub fn plan(graph: &Graph, profile: &DeviceProfile, reuse: bool) -> Result<Memor
             | Op::Softmax { .. }
             | Op::RmsNorm { .. }
             | Op::LayerNorm { .. }
-            | Op::Rope { .. } => match (computes[i], direct[i]) {
+            | Op::Rope { .. }
+            | Op::Iota { .. }
+            | Op::WriteSlice { .. }
+            | Op::Attention { .. }
+            | Op::QuantMatMul { .. }
+            | Op::QuantGather { .. } => match (computes[i], direct[i]) {
                 (false, _) => None,
                 (true, Some(k)) => Some(new_buffer(size(i), BufferRole::Output, format!("output{k}"))),
                 (true, None) => {

@@ -22,6 +22,9 @@ pub struct Plan {
     pub inputs: Vec<IoBinding>,
     /// Weights written once when the plan is loaded, by param name.
     pub params: Vec<IoBinding>,
+    /// Persistent values (the KV cache) by state name: zero at load, kept across runs, updated
+    /// in place; plans loaded against the same shared buffers see the same states.
+    pub states: Vec<IoBinding>,
     /// Results read back after a run, in the graph's output order.
     pub outputs: Vec<IoBinding>,
     /// Sum of all buffer sizes: the device memory the plan needs, known before it runs.
@@ -48,6 +51,8 @@ pub enum BufferRole {
     Param,
     /// Read back by the host after each run.
     Output,
+    /// Persistent across runs (KV cache): zeroed once, then only the plan writes it.
+    State,
     /// Intermediate values, never seen by the host.
     Scratch,
 }
@@ -115,6 +120,11 @@ impl Plan {
     /// The input binding named `name`.
     pub fn input(&self, name: &str) -> Option<&IoBinding> {
         self.inputs.iter().find(|b| b.name == name)
+    }
+
+    /// The state binding named `name`.
+    pub fn state(&self, name: &str) -> Option<&IoBinding> {
+        self.states.iter().find(|b| b.name == name)
     }
 
     /// The param binding named `name`.
