@@ -96,7 +96,8 @@ fn every_plain_and_block_type_dequantizes_to_hand_computed_values() {
 
     let f32_values = [1.5f32, -2.0, 0.0, 3.25];
     let bf16_values = [1.0f32, -3.0, 0.5, 256.0];
-    let cases: Vec<(&str, GgmlType, Vec<u64>, Vec<u8>, Vec<f32>)> = vec![
+    type Case = (&'static str, GgmlType, Vec<u64>, Vec<u8>, Vec<f32>);
+    let cases: Vec<Case> = vec![
         (
             "f32",
             GgmlType::F32,

@@ -24,7 +24,7 @@ pub fn dequantize(tensor: &GgufTensor<'_>) -> Result<Vec<f32>, GgufError> {
 /// after a row reordering, for instance). `data` must hold a whole number of blocks.
 pub fn dequantize_blocks(ty: GgmlType, data: &[u8], out: &mut Vec<f32>) -> Result<(), Problem> {
     let type_size = ty.type_size() as usize;
-    if data.len() % type_size != 0 {
+    if !data.len().is_multiple_of(type_size) {
         let what = format!("{} bytes are not whole {} blocks of {type_size} bytes", data.len(), ty);
         return Err(Problem::BadValue(what));
     }

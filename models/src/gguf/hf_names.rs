@@ -69,7 +69,7 @@ impl QkPermutation {
 /// Whole rows move, so this applies to quantized rows without dequantizing them.
 /// `None` when `n_rows` is not divisible into `n_head` heads of an even row count.
 pub fn permuted_row_order(n_rows: usize, n_head: usize) -> Option<Vec<usize>> {
-    if n_head == 0 || n_rows % n_head != 0 || (n_rows / n_head) % 2 != 0 {
+    if n_head == 0 || !n_rows.is_multiple_of(n_head) || !(n_rows / n_head).is_multiple_of(2) {
         return None;
     }
     let head_rows = n_rows / n_head;
@@ -88,7 +88,7 @@ pub fn permuted_row_order(n_rows: usize, n_head: usize) -> Option<Vec<usize>> {
 /// Reorders the rows of `data` (rows of `row_bytes` bytes each, quantized or not) from GGUF
 /// order to HF order. `None` when the sizes do not divide as [`permuted_row_order`] needs.
 pub fn unpermute_rows(data: &[u8], row_bytes: usize, n_head: usize) -> Option<Vec<u8>> {
-    if row_bytes == 0 || data.len() % row_bytes != 0 {
+    if row_bytes == 0 || !data.len().is_multiple_of(row_bytes) {
         return None;
     }
     let order = permuted_row_order(data.len() / row_bytes, n_head)?;

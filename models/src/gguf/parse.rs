@@ -173,7 +173,7 @@ impl ErrorContext<'_> {
         GgufError::Malformed { file: self.file.to_string(), subject: subject.into(), offset, problem }
     }
 
-    fn from_fault(&self, subject: impl Into<String>, fault: Fault) -> GgufError {
+    fn wrap_fault(&self, subject: impl Into<String>, fault: Fault) -> GgufError {
         self.error(subject, fault.offset, fault.problem)
     }
 }
@@ -181,28 +181,28 @@ impl ErrorContext<'_> {
 /// Parses everything but the tensor data, validating each tensor's extent against the file.
 pub(crate) fn parse_layout(bytes: &[u8], ctx: &ErrorContext<'_>) -> Result<Layout, GgufError> {
     let mut cur = Cursor::new(bytes);
-    let magic = cur.array::<4>().map_err(|f| ctx.from_fault("header", f))?;
+    let magic = cur.array::<4>().map_err(|f| ctx.wrap_fault("header", f))?;
     if &magic != b"GGUF" {
         return Err(ctx.error("header", 0, Problem::WrongMagic { found: magic.to_vec() }));
     }
-    let version = cur.u32().map_err(|f| ctx.from_fault("header", f))?;
+    let version = cur.u32().map_err(|f| ctx.wrap_fault("header", f))?;
     if version != 2 && version != 3 {
         return Err(ctx.error("header", 4, Problem::UnsupportedVersion(version)));
     }
     // Minimum encoded sizes: a tensor entry is name length + n_dims + type + offset;
     // a metadata entry is key length + type + one byte of value.
-    let tensor_count = cur.count("tensor count", 24).map_err(|f| ctx.from_fault("header", f))?;
-    let kv_count = cur.count("metadata count", 13).map_err(|f| ctx.from_fault("header", f))?;
+    let tensor_count = cur.count("tensor count", 24).map_err(|f| ctx.wrap_fault("header", f))?;
+    let kv_count = cur.count("metadata count", 13).map_err(|f| ctx.wrap_fault("header", f))?;
 
     let mut metadata = Vec::with_capacity(reserve(kv_count));
     let mut seen_keys = HashSet::new();
     for index in 0..kv_count {
         let entry_at = cur.position();
-        let key = cur.string().map_err(|f| ctx.from_fault(format!("metadata entry #{index}"), f))?;
+        let key = cur.string().map_err(|f| ctx.wrap_fault(format!("metadata entry #{index}"), f))?;
         let subject = format!("metadata key {key:?}");
         let offset = cur.position();
         let value =
-            cur.value_type().and_then(|ty| cur.value(ty, 0)).map_err(|f| ctx.from_fault(&subject, f))?;
+            cur.value_type().and_then(|ty| cur.value(ty, 0)).map_err(|f| ctx.wrap_fault(&subject, f))?;
         if !seen_keys.insert(key.clone()) {
             return Err(ctx.error(subject, entry_at, Problem::Duplicate(key)));
         }
@@ -268,9 +268,9 @@ fn parse_tensor_info(
     ctx: &ErrorContext<'_>,
 ) -> Result<TensorInfo, GgufError> {
     let table_offset = cur.position();
-    let name = cur.string().map_err(|f| ctx.from_fault(format!("tensor table entry #{index}"), f))?;
+    let name = cur.string().map_err(|f| ctx.wrap_fault(format!("tensor table entry #{index}"), f))?;
     let subject = format!("tensor {name:?}");
-    let fail = |f: Fault| ctx.from_fault(&subject, f);
+    let fail = |f: Fault| ctx.wrap_fault(&subject, f);
 
     let dims_at = cur.position();
     let n_dims = cur.u32().map_err(fail)?;

@@ -123,7 +123,10 @@ pub fn tokenizer_json_from_gguf(gguf: &GgufFile) -> Result<Value, TokenizerError
         let is_plain_spelling = text == token;
         // A control token spelled outside the byte alphabet is a llama.cpp mislabel (transformers
         // skips these too); adding it would give it a second id.
-        if is_plain_spelling && !token.is_empty() && matches!(token_type, Some(TOKEN_TYPE_CONTROL | TOKEN_TYPE_USER_DEFINED)) {
+        if is_plain_spelling
+            && !token.is_empty()
+            && matches!(token_type, Some(TOKEN_TYPE_CONTROL | TOKEN_TYPE_USER_DEFINED))
+        {
             added_tokens.push(json!({
                 "id": id, "content": token, "single_word": false, "lstrip": false, "rstrip": false,
                 "normalized": false, "special": token_type == Some(TOKEN_TYPE_CONTROL),
