@@ -64,9 +64,17 @@ pub enum RuntimeError {
     /// Mapping a read-back buffer failed.
     #[error("could not map a read-back buffer: {0}")]
     Map(String),
-    /// No input, param or output has this name.
+    /// No input, param, state or output (or shared buffer) has this name.
     #[error("the plan has no binding named {0:?}")]
     UnknownBinding(String),
+    /// A plan's param or state does not match the shared buffer of the same name.
+    #[error("shared buffer {name:?}: {reason}")]
+    SharedMismatch {
+        /// Param or state name.
+        name: String,
+        /// What differs.
+        reason: String,
+    },
     /// Host data of the wrong length.
     #[error("{name} takes {expected} bytes, got {got}")]
     SizeMismatch {

@@ -1,17 +1,21 @@
 //! Runs a [`Plan`]: buffers, pipelines and bind groups are made once at load; each run is one
 //! command encoder, one compute pass with every dispatch, copies to staging, one submit, map.
+//! Params and states live in [`SharedBuffers`], so several plans can bind the same weights and
+//! KV cache.
 
 use crate::device::Gpu;
 use crate::error::{DeviceHealth, RuntimeError, scoped};
 use crate::legality::{check_plan, host_bytes, padded};
 use crate::pipelines::KernelPipeline;
 use crate::pool::{BufferPool, PooledBuffer};
+use crate::shared::{SharedBuffers, SharedEntry, SharedRequest, write_bytes};
 use std::num::NonZeroU64;
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
 use tessera_compiler::{BufferRole, IoBinding, Plan};
 
-/// A plan loaded on a device, ready to run. Dropping it returns its buffers to the pool.
+/// A plan loaded on a device, ready to run. Dropping it returns its own buffers to the pool and
+/// lets go of the shared ones (params and states).
 #[derive(Debug)]
 pub struct Executable {
     device: wgpu::Device,
@@ -20,12 +24,29 @@ pub struct Executable {
     health: Arc<DeviceHealth>,
     poll_timeout: Duration,
     /// Device buffers, indexed by `BufferId`.
-    buffers: Vec<PooledBuffer>,
+    buffers: Vec<Slot>,
     /// Dispatches in plan order.
     steps: Vec<Step>,
     inputs: Vec<HostWrite>,
     params: Vec<HostWrite>,
+    states: Vec<HostWrite>,
     outputs: Vec<Readback>,
+}
+
+/// A buffer the plan owns (from the pool) or binds from its [`SharedBuffers`].
+#[derive(Debug)]
+enum Slot {
+    Owned(PooledBuffer),
+    Shared(Arc<SharedEntry>),
+}
+
+impl Slot {
+    fn buffer(&self) -> &wgpu::Buffer {
+        match self {
+            Slot::Owned(pooled) => &pooled.buffer,
+            Slot::Shared(entry) => entry.buffer(),
+        }
+    }
 }
 
 /// One dispatch: its pipeline, its bind group (made at load) and its workgroup counts.
@@ -54,8 +75,18 @@ struct Readback {
 
 impl Gpu {
     /// Checks `plan` against the device's limits and features, then creates its buffers,
-    /// pipelines (through the cache) and bind groups.
+    /// pipelines (through the cache) and bind groups. Its params and states are its own (see
+    /// [`Gpu::load_shared`] to share them between plans).
     pub fn load(&self, plan: &Plan) -> Result<Executable, RuntimeError> {
+        self.load_shared(plan, &SharedBuffers::private())
+    }
+
+    /// Like [`Gpu::load`], but every param and state of `plan` binds the buffer of the same name
+    /// in `shared`, created on first use (states zeroed) and reused by every later plan, so
+    /// plans share weights and the KV cache without copies. A name whose role, byte length or
+    /// size differs from the shared buffer's is a [`RuntimeError::SharedMismatch`], and the set is
+    /// left unchanged.
+    pub fn load_shared(&self, plan: &Plan, shared: &SharedBuffers) -> Result<Executable, RuntimeError> {
         self.health.check()?;
         check_plan(plan, self.profile(), &self.device.limits())?;
         let pipelines = plan
@@ -75,10 +106,34 @@ impl Gpu {
             steps: Vec::with_capacity(plan.dispatches.len()),
             inputs: host_writes(&plan.inputs),
             params: host_writes(&plan.params),
+            states: host_writes(&plan.states),
             outputs: Vec::with_capacity(plan.outputs.len()),
         };
 
+        // Params then states, each bound to the shared buffer of its name.
+        let bindings = || {
+            let params = plan.params.iter().map(|b| (b, BufferRole::Param));
+            params.chain(plan.states.iter().map(|b| (b, BufferRole::State)))
+        };
+        let requests: Vec<SharedRequest> = bindings()
+            .map(|(b, role)| SharedRequest {
+                name: &b.name,
+                role,
+                bytes: host_bytes(b),
+                size: plan.buffers[b.buffer.0 as usize].size,
+            })
+            .collect();
+        let mut shared_of: Vec<Option<Arc<SharedEntry>>> = vec![None; plan.buffers.len()];
+        let entries = shared.lock().bind(self, &requests)?;
+        for ((binding, _), entry) in bindings().zip(entries) {
+            shared_of[binding.buffer.0 as usize] = Some(entry);
+        }
+
         for (index, desc) in plan.buffers.iter().enumerate() {
+            if let Some(entry) = shared_of[index].take() {
+                exe.buffers.push(Slot::Shared(entry));
+                continue;
+            }
             let read_back = plan.outputs.iter().any(|o| o.buffer.0 as usize == index);
             // COPY_DST everywhere: inputs and params are written, and reused buffers are cleared.
             let mut usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST;
@@ -86,7 +141,7 @@ impl Gpu {
                 usage |= wgpu::BufferUsages::COPY_SRC;
             }
             let buffer = self.pool.acquire(&self.device, desc.size, usage, &desc.label)?;
-            exe.buffers.push(buffer);
+            exe.buffers.push(Slot::Owned(buffer));
         }
         for output in &plan.outputs {
             let bytes = host_bytes(output);
@@ -107,7 +162,7 @@ impl Gpu {
                     binding: slot as u32,
                     // Bound at the plan's size, not the pool's class size, so arrayLength() is exact.
                     resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                        buffer: &exe.buffers[id.0 as usize].buffer,
+                        buffer: exe.buffers[id.0 as usize].buffer(),
                         offset: 0,
                         size: NonZeroU64::new(plan.buffers[id.0 as usize].size),
                     }),
@@ -136,18 +191,42 @@ fn host_writes(bindings: &[IoBinding]) -> Vec<HostWrite> {
 
 impl Executable {
     /// Writes a weight (little-endian elements of its storage dtype). Weights keep their value
-    /// across runs.
+    /// across runs; a shared weight is written once for every plan that binds it.
     pub fn write_param(&mut self, name: &str, bytes: &[u8]) -> Result<(), RuntimeError> {
         let target = self.params.iter().find(|p| p.name == name);
         let target = target.ok_or_else(|| RuntimeError::UnknownBinding(name.to_string()))?;
-        write(&self.device, &self.queue, &self.buffers[target.buffer], target, bytes)
+        write(&self.device, &self.queue, self.buffers[target.buffer].buffer(), target, bytes)
+    }
+
+    /// Overwrites a state (the KV cache) with `bytes` (little-endian elements of its storage
+    /// dtype), e.g. zeroes to start a new sequence. Runs never reset states.
+    pub fn write_state(&mut self, name: &str, bytes: &[u8]) -> Result<(), RuntimeError> {
+        let target = self.states.iter().find(|p| p.name == name);
+        let target = target.ok_or_else(|| RuntimeError::UnknownBinding(name.to_string()))?;
+        write(&self.device, &self.queue, self.buffers[target.buffer].buffer(), target, bytes)
+    }
+
+    /// The current bytes of a state, copied through a staging buffer (waits for the GPU).
+    pub fn read_state(&self, name: &str) -> Result<Vec<u8>, RuntimeError> {
+        let target = self.states.iter().find(|p| p.name == name);
+        let target = target.ok_or_else(|| RuntimeError::UnknownBinding(name.to_string()))?;
+        let buffer = self.buffers[target.buffer].buffer();
+        read_buffer(
+            &self.device,
+            &self.queue,
+            &self.pool,
+            &self.health,
+            self.poll_timeout,
+            buffer,
+            target.bytes,
+        )
     }
 
     /// Writes an input (little-endian elements of its storage dtype) for the next run.
     pub fn write_input(&mut self, name: &str, bytes: &[u8]) -> Result<(), RuntimeError> {
         let target = self.inputs.iter().find(|p| p.name == name);
         let target = target.ok_or_else(|| RuntimeError::UnknownBinding(name.to_string()))?;
-        write(&self.device, &self.queue, &self.buffers[target.buffer], target, bytes)
+        write(&self.device, &self.queue, self.buffers[target.buffer].buffer(), target, bytes)
     }
 
     /// Runs every dispatch and returns each output's bytes, in the plan's output order.
@@ -167,10 +246,17 @@ impl Executable {
         self.steps.len()
     }
 
-    /// Bytes of device buffers this plan holds (size classes, staging buffers included).
+    /// Bytes of device buffers this plan binds (size classes, staging buffers and shared
+    /// buffers included).
     pub fn buffer_bytes(&self) -> u64 {
-        let staging = self.outputs.iter().map(|o| &o.staging);
-        self.buffers.iter().chain(staging).map(|b| b.buffer.size()).sum()
+        let staging = self.outputs.iter().map(|o| &o.staging.buffer);
+        self.buffers.iter().map(Slot::buffer).chain(staging).map(wgpu::Buffer::size).sum()
+    }
+
+    /// Bytes of the shared buffers (params and states) among [`Executable::buffer_bytes`].
+    pub fn shared_bytes(&self) -> u64 {
+        let shared = self.buffers.iter().filter(|b| matches!(b, Slot::Shared(_)));
+        shared.map(|b| b.buffer().size()).sum()
     }
 
     /// Encoder, one compute pass with every dispatch in plan order, output copies, one submit.
@@ -194,7 +280,7 @@ impl Executable {
             }
             if copy_outputs {
                 for output in self.outputs.iter().filter(|o| o.bytes > 0) {
-                    let source = &self.buffers[output.buffer].buffer;
+                    let source = self.buffers[output.buffer].buffer();
                     encoder.copy_buffer_to_buffer(source, 0, &output.staging.buffer, 0, padded(output.bytes));
                 }
             }
@@ -204,17 +290,7 @@ impl Executable {
 
     /// Blocks until `submission` is done or the poll timeout passes.
     fn wait(&self, submission: wgpu::SubmissionIndex) -> Result<(), RuntimeError> {
-        let poll =
-            wgpu::PollType::Wait { submission_index: Some(submission), timeout: Some(self.poll_timeout) };
-        let waited = self.device.poll(poll);
-        self.health.check()?;
-        match waited {
-            Ok(_) => Ok(()),
-            Err(wgpu::PollError::Timeout) => {
-                Err(RuntimeError::PollTimeout { seconds: self.poll_timeout.as_secs_f64() })
-            }
-            Err(other) => Err(RuntimeError::Validation(format!("poll failed: {other}"))),
-        }
+        wait_for(&self.device, &self.health, self.poll_timeout, submission)
     }
 
     /// Maps every staging buffer, waits, copies the bytes out and unmaps.
@@ -283,10 +359,17 @@ impl Executable {
         }
     }
 
-    /// Zeroes buffers the pool handed back used, so every plan starts from zeroed memory as it
-    /// would with fresh buffers.
+    /// Zeroes owned buffers the pool handed back used, so every plan starts from zeroed memory as
+    /// it would with fresh buffers (shared buffers are zeroed when created, never after).
     fn clear_reused_buffers(&self) -> Result<(), RuntimeError> {
-        let reused: Vec<&PooledBuffer> = self.buffers.iter().filter(|b| b.reused()).collect();
+        let reused: Vec<&PooledBuffer> = self
+            .buffers
+            .iter()
+            .filter_map(|b| match b {
+                Slot::Owned(pooled) if pooled.reused() => Some(pooled),
+                _ => None,
+            })
+            .collect();
         if reused.is_empty() {
             return Ok(());
         }
@@ -306,7 +389,7 @@ impl Executable {
 fn write(
     device: &wgpu::Device,
     queue: &wgpu::Queue,
-    buffer: &PooledBuffer,
+    buffer: &wgpu::Buffer,
     target: &HostWrite,
     bytes: &[u8],
 ) -> Result<(), RuntimeError> {
@@ -317,24 +400,82 @@ fn write(
             got: bytes.len() as u64,
         });
     }
-    if bytes.is_empty() {
-        return Ok(());
+    write_bytes(device, queue, buffer, bytes)
+}
+
+/// Blocks until `submission` is done or `timeout` passes.
+fn wait_for(
+    device: &wgpu::Device,
+    health: &DeviceHealth,
+    timeout: Duration,
+    submission: wgpu::SubmissionIndex,
+) -> Result<(), RuntimeError> {
+    let poll = wgpu::PollType::Wait { submission_index: Some(submission), timeout: Some(timeout) };
+    let waited = device.poll(poll);
+    health.check()?;
+    match waited {
+        Ok(_) => Ok(()),
+        Err(wgpu::PollError::Timeout) => Err(RuntimeError::PollTimeout { seconds: timeout.as_secs_f64() }),
+        Err(other) => Err(RuntimeError::Validation(format!("poll failed: {other}"))),
     }
-    scoped(device, || {
-        if bytes.len().is_multiple_of(4) {
-            queue.write_buffer(&buffer.buffer, 0, bytes);
-        } else {
-            let mut aligned = bytes.to_vec();
-            aligned.resize(padded(target.bytes) as usize, 0);
-            queue.write_buffer(&buffer.buffer, 0, &aligned);
+}
+
+/// The first `bytes` bytes of `buffer` (which has `COPY_SRC`): copy to a pooled staging buffer,
+/// submit, map, wait, copy out, unmap.
+pub(crate) fn read_buffer(
+    device: &wgpu::Device,
+    queue: &wgpu::Queue,
+    pool: &BufferPool,
+    health: &DeviceHealth,
+    timeout: Duration,
+    buffer: &wgpu::Buffer,
+    bytes: u64,
+) -> Result<Vec<u8>, RuntimeError> {
+    health.check()?;
+    if bytes == 0 {
+        return Ok(Vec::new());
+    }
+    let usage = wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST;
+    let staging = pool.acquire(device, padded(bytes), usage, "tessera read staging")?;
+    let result = (|| {
+        let submission = scoped(device, || {
+            let mut encoder = device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("tessera read") });
+            encoder.copy_buffer_to_buffer(buffer, 0, &staging.buffer, 0, padded(bytes));
+            queue.submit([encoder.finish()])
+        })?;
+        let (sender, receiver) = mpsc::channel();
+        let slice = staging.buffer.slice(0..padded(bytes));
+        slice.map_async(wgpu::MapMode::Read, move |result| {
+            let _ = sender.send(result);
+        });
+        let mapped = wait_for(device, health, timeout, submission).and_then(|()| {
+            match receiver.recv_timeout(timeout) {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => return Err(RuntimeError::Map(error.to_string())),
+                Err(_) => return Err(RuntimeError::Map("the read-back buffer was not mapped".to_string())),
+            }
+            let view = slice.get_mapped_range().map_err(|error| RuntimeError::Map(error.to_string()))?;
+            Ok(view[..bytes as usize].to_vec())
+        });
+        if let Err(error) = scoped(device, || staging.buffer.unmap()) {
+            tracing::warn!("unmapping a read-back buffer: {error}");
         }
-    })
+        mapped
+    })();
+    pool.release(staging);
+    result
 }
 
 impl Drop for Executable {
     fn drop(&mut self) {
         let staging = self.outputs.drain(..).map(|o| o.staging);
-        for buffer in self.buffers.drain(..).chain(staging) {
+        let owned = self.buffers.drain(..).filter_map(|slot| match slot {
+            Slot::Owned(pooled) => Some(pooled),
+            // The last holder of a shared buffer frees it.
+            Slot::Shared(_) => None,
+        });
+        for buffer in owned.collect::<Vec<_>>().into_iter().chain(staging) {
             self.pool.release(buffer);
         }
     }

@@ -2,7 +2,7 @@
 //! needing a missing feature is an `Err` naming the limit, never a wgpu panic or a lost device.
 
 use crate::error::RuntimeError;
-use tessera_compiler::{BufferId, DeviceProfile, IoBinding, KernelSource, Plan};
+use tessera_compiler::{BufferId, BufferRole, DeviceProfile, IoBinding, KernelSource, Plan};
 
 /// Every check the runtime makes before loading `plan`. `profile` holds the (possibly narrowed)
 /// limits the compiler targeted; `device` the ones only wgpu knows (workgroup size y and z).
@@ -69,8 +69,39 @@ pub(crate) fn check_plan(
             )?;
         }
     }
-    for binding in plan.inputs.iter().chain(&plan.params).chain(&plan.outputs) {
+    for binding in plan.inputs.iter().chain(&plan.params).chain(&plan.states).chain(&plan.outputs) {
         check_io(plan, binding)?;
+    }
+    check_persistent(plan)
+}
+
+/// Params and states become shared buffers: each needs its own buffer of its role, which no
+/// input overwrites.
+fn check_persistent(plan: &Plan) -> Result<(), RuntimeError> {
+    let params = plan.params.iter().map(|b| (b, BufferRole::Param));
+    let persistent: Vec<(&IoBinding, BufferRole)> =
+        params.chain(plan.states.iter().map(|b| (b, BufferRole::State))).collect();
+    for (index, (binding, role)) in persistent.iter().enumerate() {
+        let desc = &plan.buffers[binding.buffer.0 as usize];
+        if desc.role != *role {
+            return Err(malformed(format!(
+                "{role:?} {} is bound to buffer {} of role {:?}",
+                binding.name, binding.buffer.0, desc.role
+            )));
+        }
+        let twice = persistent[..index].iter().find(|(other, _)| other.buffer == binding.buffer);
+        if let Some((other, _)) = twice {
+            return Err(malformed(format!(
+                "{} and {} are bound to the same buffer {}",
+                other.name, binding.name, binding.buffer.0
+            )));
+        }
+        if let Some(input) = plan.inputs.iter().find(|i| i.buffer == binding.buffer) {
+            return Err(malformed(format!(
+                "input {} is bound to the buffer of {role:?} {}",
+                input.name, binding.name
+            )));
+        }
     }
     Ok(())
 }

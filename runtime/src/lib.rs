@@ -7,6 +7,10 @@
 //!   [`Gpu::profile`] is what the compiler may target.
 //! - [`Gpu::load`]: legality checks, then buffers (from a pool of size classes), pipelines (from a
 //!   cache keyed by WGSL + entry point + constants) and every bind group, once.
+//! - [`Gpu::load_shared`]: the same, with params and states bound by name to [`SharedBuffers`],
+//!   so several plans (prefill per prompt bucket, decode) share one copy of the weights and one
+//!   KV cache. States are zeroed once, then only the plans' dispatches (and
+//!   [`Executable::write_state`]) change them.
 //! - [`Executable::run`]: one command encoder, one compute pass with every dispatch, copies to
 //!   staging buffers, one submit, map, read back.
 //!
@@ -41,6 +45,7 @@
 //!     dispatches: vec![Dispatch { kernel: 0, buffers: vec![BufferId(0), BufferId(1)], workgroups: [1, 1, 1] }],
 //!     inputs: vec![io("x", 0)],
 //!     params: vec![],
+//!     states: vec![],
 //!     outputs: vec![io("output0", 1)],
 //!     peak_bytes: 32,
 //! };
@@ -62,6 +67,7 @@ mod legality;
 mod pipelines;
 mod pool;
 mod report;
+mod shared;
 
 pub use device::{Gpu, GpuOptions};
 pub use error::RuntimeError;
@@ -69,11 +75,13 @@ pub use executor::Executable;
 pub use pipelines::CacheStats;
 pub use pool::{MemoryStats, PoolStats, size_class};
 pub use report::{AdapterReport, FeatureReport, LimitReport, list_adapters};
+pub use shared::SharedBuffers;
 
 /// Compile-time proof of the thread-safety the facade relies on.
 const _: () = {
     const fn shareable<T: Send + Sync>() {}
     const fn sendable<T: Send>() {}
     shareable::<Gpu>();
+    shareable::<SharedBuffers>();
     sendable::<Executable>();
 };

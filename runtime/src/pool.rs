@@ -82,6 +82,29 @@ impl BufferPool {
         let max = device.limits().max_buffer_size;
         // Rounding must not push a legal buffer over the limit; keep the class a multiple of 4.
         let class = size_class(size).min(max / 4 * 4).max(size);
+        self.acquire_class(device, class, usage, label)
+    }
+
+    /// A buffer of exactly `size` bytes rounded up to 4 (long-lived buffers such as shared
+    /// weights, where a size class could waste up to 12.5%): a released one of that exact size
+    /// when there is one, else a new one.
+    pub fn acquire_exact(
+        &self,
+        device: &wgpu::Device,
+        size: u64,
+        usage: wgpu::BufferUsages,
+        label: &str,
+    ) -> Result<PooledBuffer, RuntimeError> {
+        self.acquire_class(device, size.div_ceil(4).max(1) * 4, usage, label)
+    }
+
+    fn acquire_class(
+        &self,
+        device: &wgpu::Device,
+        class: u64,
+        usage: wgpu::BufferUsages,
+        label: &str,
+    ) -> Result<PooledBuffer, RuntimeError> {
         let mut state = self.lock();
         if let Some(buffer) = state.free.get_mut(&(class, usage)).and_then(Vec::pop) {
             state.stats.reused += 1;
@@ -106,6 +129,12 @@ impl BufferPool {
         state.stats.free_buffers += 1;
         state.stats.free_bytes += buffer.class;
         state.free.entry((buffer.class, buffer.usage)).or_default().push(buffer.buffer);
+    }
+
+    /// Destroys `buffer` now instead of keeping it for reuse.
+    pub fn free(&self, buffer: PooledBuffer) {
+        buffer.buffer.destroy();
+        self.lock().memory.current_bytes -= buffer.class;
     }
 
     /// Destroys every free buffer, returning its memory to the device.

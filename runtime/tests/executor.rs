@@ -79,6 +79,7 @@ fn odd_f16_lengths_are_padded_on_the_device_and_exact_on_the_host() {
         }],
         inputs: vec![common::io("x", 0, 3, DType::F16)],
         params: vec![],
+        states: vec![],
         outputs: vec![common::io("output0", 1, 3, DType::F16)],
         peak_bytes: 16,
     };

@@ -88,6 +88,7 @@ pub fn vector_add(n: usize, scale: f64) -> Plan {
         }],
         inputs: vec![io("a", 0, n, DType::F32)],
         params: vec![io("b", 1, n, DType::F32)],
+        states: vec![],
         outputs: vec![io("output0", 2, n, DType::F32)],
         peak_bytes: 3 * bytes,
     }
