@@ -1,8 +1,11 @@
 //! Lowering: one kernel (or, for a wide concat, a few) per computing node, dispatched in graph
 //! order, then the copies that give every output a buffer of its own. Kernels with identical
-//! WGSL are stored once in the plan.
+//! WGSL are stored once in the plan. A `write_slice` into a state binds the state's buffer only
+//! as its output (it updates it in place).
 
-use crate::codegen::{Launch, Target, Value, elementwise, matmul, movement, norm, reduce, rope};
+use crate::codegen::{
+    Launch, Target, Value, attention, elementwise, matmul, movement, norm, quant, reduce, rope,
+};
 use crate::memory::MemoryPlan;
 use crate::{BufferId, CompileError, Dispatch, IoBinding, Plan};
 use std::collections::HashMap;
@@ -35,6 +38,9 @@ pub fn lower(graph: &Graph, target: &Target, memory: &MemoryPlan) -> Result<Plan
         match &node.op {
             Op::Input { name, .. } => plan.inputs.push(io(name, buffer(id)?, &value(id))),
             Op::Param { name, .. } => plan.params.push(io(name, buffer(id)?, &value(id))),
+            Op::State { name, .. } if memory.value_buffer[id.index()].is_some() => {
+                plan.states.push(io(name, buffer(id)?, &value(id)))
+            }
             _ => {}
         }
         if !memory.computes[id.index()] || node.shape.numel() == 0 {
@@ -47,7 +53,7 @@ pub fn lower(graph: &Graph, target: &Target, memory: &MemoryPlan) -> Result<Plan
             operand_buffers.push(buffer(i)?);
         }
         let out_buffer = buffer(id)?;
-        for (used, launch) in launches(target, node, &operands, &out)? {
+        for (used, launch) in launches(target, node, &operands, &out, memory.in_place[id.index()])? {
             let mut bound: Vec<BufferId> = used.iter().map(|&k| operand_buffers[k]).collect();
             bound.push(out_buffer);
             emit(&mut plan, launch, bound);
@@ -75,16 +81,17 @@ fn io(name: &str, buffer: BufferId, v: &Value) -> IoBinding {
 }
 
 /// The kernels computing `node`, each with the indices of the operands it binds (in order,
-/// before the output).
+/// before the output); `in_place` marks a `write_slice` whose output buffer is its destination.
 fn launches(
     target: &Target,
     node: &Node,
     x: &[Value],
     out: &Value,
+    in_place: bool,
 ) -> Result<Vec<(Vec<usize>, Launch)>, CompileError> {
     let all = |launch: Launch| Ok(vec![((0..x.len()).collect(), launch)]);
     match &node.op {
-        Op::Input { .. } | Op::Param { .. } | Op::Reshape { .. } => Ok(Vec::new()),
+        Op::Input { .. } | Op::Param { .. } | Op::State { .. } | Op::Reshape { .. } => Ok(Vec::new()),
         Op::Constant { value, .. } => all(elementwise::fill(target, value.into_inner(), out)?),
         Op::Unary(u) => all(elementwise::unary(target, *u, &x[0], out)?),
         Op::Binary(b) => all(elementwise::binary(target, *b, &x[0], &x[1], out)?),
@@ -105,13 +112,38 @@ fn launches(
         Op::RmsNorm { eps } => all(norm::rms_norm(target, eps.into_inner(), &x[0], &x[1], out)?),
         Op::LayerNorm { eps } => all(norm::layer_norm(target, eps.into_inner(), &x[0], &x[1], &x[2], out)?),
         Op::Rope { style } => all(rope::rope(target, *style, &x[0], &x[1], &x[2], out)?),
-        Op::State { .. }
-        | Op::Iota { .. }
-        | Op::WriteSlice { .. }
-        | Op::Attention { .. }
-        | Op::QuantMatMul { .. }
-        | Op::QuantGather { .. } => {
-            Err(CompileError::Unsupported { op: node.op.mnemonic(), reason: "no kernel yet".into() })
+        Op::Iota { axis, .. } => all(elementwise::iota(target, *axis, out)?),
+        Op::WriteSlice { axis } if in_place => {
+            // The destination is the output buffer itself; an empty source writes nothing.
+            if x[1].numel() == 0 {
+                return Ok(Vec::new());
+            }
+            Ok(vec![(vec![1, 2], movement::write_slice_in_place(target, *axis, &x[1], out)?)])
+        }
+        Op::WriteSlice { axis } => all(movement::write_slice(target, *axis, &x[0], &x[1], out)?),
+        Op::Attention { scale, causal } => {
+            let cache = attention::KvCache { k: &x[1], v: &x[2], len: &x[3] };
+            all(attention::attention(target, scale.into_inner(), *causal, &x[0], &cache, out)?)
+        }
+        Op::QuantMatMul { bits, group_size } => {
+            let weights = quant::Packed {
+                bits: *bits,
+                group_size: *group_size,
+                w: &x[1],
+                scales: &x[2],
+                biases: &x[3],
+            };
+            all(quant::quant_matmul(target, &x[0], &weights, out)?)
+        }
+        Op::QuantGather { bits, group_size } => {
+            let table = quant::Packed {
+                bits: *bits,
+                group_size: *group_size,
+                w: &x[0],
+                scales: &x[1],
+                biases: &x[2],
+            };
+            all(quant::quant_gather(target, &table, &x[3], out)?)
         }
     }
 }

@@ -2,6 +2,7 @@
 //! roles for inputs, params and outputs, and a linear scan that lets scratch values whose
 //! lifetimes do not overlap share a buffer. Every output gets a buffer of its own; where that
 //! needs a copy (an input, param or reshape as output, or one node output twice), it is recorded.
+//! A `write_slice` into a `state` updates the state's buffer in place: its value aliases it.
 
 use crate::codegen::{Storage, buffer_bytes};
 use crate::{BufferDesc, BufferId, BufferRole, CompileError, DeviceProfile};
@@ -18,6 +19,8 @@ pub struct MemoryPlan {
     pub storage: Vec<Storage>,
     /// Nodes that run a kernel (live, not a leaf read from the host, not an aliasing reshape).
     pub computes: Vec<bool>,
+    /// `write_slice` nodes whose destination is a `state`: they write into its buffer in place.
+    pub in_place: Vec<bool>,
     /// One slot per graph output, in order.
     pub outputs: Vec<OutputSlot>,
 }
@@ -51,7 +54,15 @@ pub fn plan(graph: &Graph, profile: &DeviceProfile, reuse: bool) -> Result<Memor
         }
     }
 
-    let mut live = vec![false; n];
+    // A write into a state is a side effect the next run sees: always live.
+    let in_place: Vec<bool> = nodes
+        .iter()
+        .map(|node| {
+            matches!(node.op, Op::WriteSlice { .. })
+                && node.inputs.first().is_some_and(|&d| matches!(graph.node(d).op, Op::State { .. }))
+        })
+        .collect();
+    let mut live = in_place.clone();
     for o in graph.outputs() {
         live[o.index()] = true;
     }
@@ -62,14 +73,15 @@ pub fn plan(graph: &Graph, profile: &DeviceProfile, reuse: bool) -> Result<Memor
             }
         }
     }
-    let is_leaf_or_alias = |op: &Op| matches!(op, Op::Input { .. } | Op::Param { .. } | Op::Reshape { .. });
+    let is_leaf_or_alias =
+        |op: &Op| matches!(op, Op::Input { .. } | Op::Param { .. } | Op::State { .. } | Op::Reshape { .. });
     let computes: Vec<bool> = (0..n).map(|i| live[i] && !is_leaf_or_alias(&nodes[i].op)).collect();
 
     // Outputs that a node's own buffer can serve directly, and those that need a copy.
     let mut direct = vec![None; n];
     let mut copies = Vec::new();
     for (k, o) in graph.outputs().iter().enumerate() {
-        if computes[o.index()] && direct[o.index()].is_none() {
+        if computes[o.index()] && !in_place[o.index()] && direct[o.index()].is_none() {
             direct[o.index()] = Some(k);
         } else {
             copies.push(k);
@@ -80,7 +92,7 @@ pub fn plan(graph: &Graph, profile: &DeviceProfile, reuse: bool) -> Result<Memor
     let mut root: Vec<usize> = (0..n).collect();
     let mut end: Vec<usize> = (0..n).collect();
     for (i, node) in nodes.iter().enumerate() {
-        if let Op::Reshape { .. } = node.op {
+        if matches!(node.op, Op::Reshape { .. }) || in_place[i] {
             root[i] = root[node.inputs[0].index()];
         }
         if live[i] {
@@ -113,6 +125,7 @@ pub fn plan(graph: &Graph, profile: &DeviceProfile, reuse: bool) -> Result<Memor
             Op::Param { name, .. } => Some(new_buffer(size(i), BufferRole::Param, name.clone())),
             Op::State { name, .. } => Some(new_buffer(size(i), BufferRole::State, name.clone())),
             Op::Reshape { .. } => value_buffer[node.inputs[0].index()],
+            Op::WriteSlice { .. } if in_place[i] => value_buffer[node.inputs[0].index()],
             Op::Constant { .. }
             | Op::Unary(_)
             | Op::Binary(_)
@@ -184,7 +197,7 @@ pub fn plan(graph: &Graph, profile: &DeviceProfile, reuse: bool) -> Result<Memor
             buffers[id].size = s;
         }
     }
-    Ok(MemoryPlan { buffers, value_buffer, storage, computes, outputs })
+    Ok(MemoryPlan { buffers, value_buffer, storage, computes, in_place, outputs })
 }
 
 fn missing(id: NodeId) -> CompileError {

@@ -1,7 +1,7 @@
 //! Null tier: lowers every op x every legal dtype x awkward sizes on the portable and full
 //! profiles; every emitted kernel must validate with naga (compile validates each kernel).
 
-use tessera_compiler::{CompileOptions, DeviceProfile, Plan, compile};
+use tessera_compiler::{BufferRole, CompileOptions, DeviceProfile, Plan, compile};
 use tessera_ir::{
     BinaryOp, DType, Graph, NodeId, Op, ReduceKind, RopeStyle, Shape, SliceRange, TensorType, UnaryOp, float,
     infer,
@@ -49,8 +49,9 @@ fn compile_all(label: &str, g: &Graph) -> usize {
 fn cases(op: &Op, n: usize, dtype: DType) -> Vec<(Op, Vec<TensorType>)> {
     let eps = float(1e-5).unwrap_or_default();
     match op {
-        // Leaves are covered by `leaves_as_outputs_are_copied` (they need no operands).
-        Op::Input { .. } | Op::Param { .. } => Vec::new(),
+        // Leaves are covered by `leaves_as_outputs_are_copied` (they need no operands), states by
+        // `states_are_updated_in_place` (their only use is a write_slice).
+        Op::Input { .. } | Op::Param { .. } | Op::State { .. } => Vec::new(),
         Op::Constant { .. } => vec![(
             Op::Constant { value: float(2.5).unwrap_or_default(), shape: Shape::from([n]), dtype },
             vec![],
@@ -121,6 +122,50 @@ fn cases(op: &Op, n: usize, dtype: DType) -> Vec<(Op, Vec<TensorType>)> {
                 (Op::Rope { style }, vec![t(&[3, 2 * n], dtype), t(&[2 * n / 2], dtype), t(&[3, n], dtype)])
             })
             .collect(),
+        Op::Iota { .. } => vec![
+            (Op::Iota { shape: Shape::from([3, n]), axis: 1, dtype }, vec![]),
+            (Op::Iota { shape: Shape::from([n, 2, 3]), axis: 0, dtype }, vec![]),
+        ],
+        Op::WriteSlice { .. } => vec![
+            (
+                Op::WriteSlice { axis: 1 },
+                vec![t(&[3, n], dtype), t(&[3, n.min(2)], dtype), t(&[1], DType::U32)],
+            ),
+            (Op::WriteSlice { axis: 0 }, vec![t(&[n, 2], dtype), t(&[1, 2], dtype), t(&[1], DType::U32)]),
+        ],
+        Op::Attention { .. } => [(1, 1, 8, 8), (1, n, 64, 64), (7, n, 64, 64), (3, 16, 8, n)]
+            .iter()
+            .flat_map(|&(s, kv, d, dv)| {
+                [false, true].map(|causal| {
+                    let op = Op::Attention { scale: float(0.125).unwrap_or_default(), causal };
+                    let operands = vec![
+                        t(&[1, 9, s, d], dtype),
+                        t(&[1, 3, kv, d], dtype),
+                        t(&[1, 3, kv, dv], dtype),
+                        t(&[1], DType::U32),
+                    ];
+                    (op, operands)
+                })
+            })
+            .collect(),
+        Op::QuantMatMul { .. } => [(4, 32, 1), (8, 32, 3), (4, 16, 50), (8, 64, 8), (4, 64, 9)]
+            .iter()
+            .map(|&(bits, group_size, m)| {
+                let k = 64;
+                let w = t(&[n, k * bits as usize / 32], DType::U32);
+                let g = t(&[n, k / group_size as usize], dtype);
+                (Op::QuantMatMul { bits, group_size }, vec![t(&[m, k], dtype), w, g.clone(), g])
+            })
+            .collect(),
+        Op::QuantGather { .. } => [(4, 32, DType::I32), (8, 16, DType::U32)]
+            .iter()
+            .map(|&(bits, group_size, it)| {
+                let k = 64;
+                let w = t(&[n, k * bits as usize / 32], DType::U32);
+                let g = t(&[n, k / group_size as usize], dtype);
+                (Op::QuantGather { bits, group_size }, vec![w, g.clone(), g, t(&[2, 3], it)])
+            })
+            .collect(),
     }
 }
 
@@ -147,6 +192,12 @@ fn every_op() -> Vec<Op> {
         Op::RmsNorm { eps },
         Op::LayerNorm { eps },
         Op::Rope { style: RopeStyle::HalfSplit },
+        Op::State { name: String::new(), shape: Shape::scalar(), dtype: DType::F32 },
+        Op::Iota { shape: Shape::scalar(), axis: 0, dtype: DType::F32 },
+        Op::WriteSlice { axis: 0 },
+        Op::Attention { scale: eps, causal: false },
+        Op::QuantMatMul { bits: 4, group_size: 32 },
+        Op::QuantGather { bits: 4, group_size: 32 },
     ]
 }
 
@@ -167,7 +218,7 @@ fn every_op_dtype_and_size_lowers_to_valid_kernels() {
                 }
             }
         }
-        let leaf = matches!(op, Op::Input { .. } | Op::Param { .. });
+        let leaf = matches!(op, Op::Input { .. } | Op::Param { .. } | Op::State { .. });
         assert!(leaf || covered > 0, "{} was never lowered", op.mnemonic());
     }
     eprintln!("{graphs} graphs, {kernels} kernels validated");
@@ -183,6 +234,42 @@ fn leaves_as_outputs_are_copied() {
             let p = g.param("p", [n, 2], dtype);
             let _ = g.set_outputs(vec![x, p]);
             assert!(compile_all(&format!("leaves {dtype} n={n}"), &g) > 0);
+        }
+    }
+}
+
+#[test]
+fn states_are_updated_in_place() {
+    for dtype in [DType::F32, DType::F16] {
+        for n in SIZES {
+            // A KV cache of capacity n: the new rows are written into the state's own buffer, and
+            // attention reads the updated buffer.
+            let mut g = Graph::new();
+            let state = Op::State { name: "k".into(), shape: Shape::from([1, 1, n, 8]), dtype };
+            let cache = g.add(state, &[]).expect("state");
+            let new = g.input("new", [1, 1, 1, 8], dtype);
+            let pos = g.input("pos", [1], DType::U32);
+            let q = g.input("q", [1, 2, 1, 8], dtype);
+            let k = g.add(Op::WriteSlice { axis: 2 }, &[cache, new, pos]).expect("write_slice");
+            let op = Op::Attention { scale: float(0.5).unwrap_or_default(), causal: true };
+            let y = g.add(op, &[q, k, k, pos]).expect("attention");
+            g.add_output(y).expect("output");
+            for (name, profile) in profiles() {
+                let plan = compile(&g, &profile, &CompileOptions::default())
+                    .unwrap_or_else(|e| panic!("state {dtype} n={n} on {name}: {e}"));
+                let state = plan.state("k").expect("state binding");
+                assert_eq!(plan.buffers[state.buffer.0 as usize].role, BufferRole::State);
+                let write = &plan.dispatches[0];
+                assert_eq!(
+                    write.buffers,
+                    vec![
+                        plan.input("new").expect("new").buffer,
+                        plan.input("pos").expect("pos").buffer,
+                        state.buffer
+                    ]
+                );
+                assert!(plan.dispatches[1].buffers.contains(&state.buffer), "attention reads the state");
+            }
         }
     }
 }

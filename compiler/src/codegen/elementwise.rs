@@ -151,3 +151,14 @@ pub fn fill(target: &Target, value: f64, out: &Value) -> Result<Launch, CompileE
         literal
     })
 }
+
+/// `iota`: each element's index along `axis`, converted to `out.dtype`.
+pub fn iota(target: &Target, axis: usize, out: &Value) -> Result<Launch, CompileError> {
+    let name = format!("iota_{}", out.dtype.name());
+    let inner: usize = out.shape[axis + 1..].iter().product();
+    let index = format!("(idx / {}u) % {}u", inner.max(1), out.shape[axis].max(1));
+    let value = convert(Scalar::U32, Scalar::of(out.dtype), &index);
+    per_element(target, name, &out.shape, &[], (out, Affine::contiguous(&out.shape)), Mode::Compute, |_| {
+        value
+    })
+}

@@ -2,12 +2,14 @@
 //! through [`KernelWriter`]; elementwise math lives in `wgsl/prelude.wgsl`; hand kernels are the
 //! other `.wgsl` files, specialised by the `const` declarations the writer puts before them.
 
+pub mod attention;
 pub mod elementwise;
 pub mod grid;
 pub mod index;
 pub mod matmul;
 pub mod movement;
 pub mod norm;
+pub mod quant;
 pub mod reduce;
 pub mod rope;
 pub mod writer;

@@ -1,5 +1,5 @@
 //! Data movement as strided copies: broadcast, permute, slice, output copies, concat (grouped to
-//! respect the binding limit) and gather. Values are copied as stored, never converted.
+//! respect the binding limit), gather and write_slice. Values are copied as stored, never converted.
 
 use super::elementwise::{Mode, per_element};
 use super::grid::Grid;
@@ -144,4 +144,79 @@ pub fn gather(target: &Target, table: &Value, indices: &Value, out: &Value) -> R
     let body =
         vec![format!("let row = {clamped};"), o.store_raw("idx", &t.load_raw("row * ROW + idx % ROW"))];
     Ok(Launch { kernel: w.finish_per_element(n, grid.grid_x, &body), workgroups: grid.workgroups })
+}
+
+/// `write_slice(dst, src, offset)` into a new buffer: one invocation per element of `out`, taking
+/// `src` on rows `offset[0] ..` along `axis` (those that fit) and `dst` elsewhere.
+pub fn write_slice(
+    target: &Target,
+    axis: usize,
+    dst: &Value,
+    src: &Value,
+    out: &Value,
+) -> Result<Launch, CompileError> {
+    let wg = target.workgroup_size();
+    let name = format!("write_slice_{}", out.dtype.name());
+    let n = target.check_numel(&name, out.numel())?;
+    let grid = Grid::linear(n.div_ceil(wg) as u64, &target.profile.limits)?;
+    let mut w = KernelWriter::new(name, wg);
+    let d = w.read(dst.dtype, dst.storage);
+    let s = w.read(src.dtype, src.storage);
+    let offset = w.read(DType::U32, super::Storage::U32);
+    let o = w.write(out.dtype, out.storage);
+    slice_constants(&mut w, axis, &dst.shape, src.shape[axis]);
+    let mut body = vec![
+        "let r = idx % INNER;".to_string(),
+        "let pos = (idx / INNER) % ROWS;".to_string(),
+        "let outer = idx / (INNER * ROWS);".to_string(),
+        format!("let start = {};", offset.load_raw("0")),
+        "if (pos >= start && pos - start < SRC_ROWS) {".to_string(),
+    ];
+    body.push(format!(
+        "    {}",
+        o.store_raw("idx", &s.load_raw("(outer * SRC_ROWS + pos - start) * INNER + r"))
+    ));
+    body.push("} else {".into());
+    body.push(format!("    {}", o.store_raw("idx", &d.load_raw("idx"))));
+    body.push("}".into());
+    Ok(Launch { kernel: w.finish_per_element(n, grid.grid_x, &body), workgroups: grid.workgroups })
+}
+
+/// `write_slice` into `out`'s own buffer (a state updated in place): one invocation per element
+/// of `src`, rows past the end of `out` dropped. Binds `src`, `offset`, then `out`.
+pub fn write_slice_in_place(
+    target: &Target,
+    axis: usize,
+    src: &Value,
+    out: &Value,
+) -> Result<Launch, CompileError> {
+    let wg = target.workgroup_size();
+    let name = format!("write_slice_in_place_{}", out.dtype.name());
+    let n = target.check_numel(&name, src.numel())?;
+    target.check_numel(&name, out.numel())?;
+    let grid = Grid::linear(n.div_ceil(wg) as u64, &target.profile.limits)?;
+    let mut w = KernelWriter::new(name, wg);
+    let s = w.read(src.dtype, src.storage);
+    let offset = w.read(DType::U32, super::Storage::U32);
+    let o = w.write(out.dtype, out.storage);
+    slice_constants(&mut w, axis, &out.shape, src.shape[axis]);
+    // `a < ROWS - start` rather than `start + a < ROWS`: the sum may wrap for a huge offset.
+    let body = vec![
+        "let r = idx % INNER;".to_string(),
+        "let a = (idx / INNER) % SRC_ROWS;".to_string(),
+        "let outer = idx / (INNER * SRC_ROWS);".to_string(),
+        format!("let start = {};", offset.load_raw("0")),
+        "if (start < ROWS && a < ROWS - start) {".to_string(),
+        format!("    {}", o.store_raw("(outer * ROWS + start + a) * INNER + r", &s.load_raw("idx"))),
+        "}".to_string(),
+    ];
+    Ok(Launch { kernel: w.finish_per_element(n, grid.grid_x, &body), workgroups: grid.workgroups })
+}
+
+/// `INNER` (elements per row along `axis`), `ROWS` (rows of `dst`) and `SRC_ROWS` (may be 0).
+fn slice_constants(w: &mut KernelWriter, axis: usize, dst: &[usize], src_rows: usize) {
+    let inner: usize = dst[axis + 1..].iter().product();
+    w.constant("INNER", inner.max(1) as u32);
+    w.constant("ROWS", dst[axis].max(1) as u32);
+    w.constant("SRC_ROWS", src_rows as u32);
 }

@@ -1,0 +1,79 @@
+// Attention over a KV cache: one workgroup per query row (b, h, i), online softmax over chunks of
+// WG keys. Each invocation scores one key of the chunk into workgroup memory, the chunk max
+// rescales the running sum and accumulator, then each invocation accumulates p_j * v_j[d] for
+// its output dims d = lid + e * WG. Keys stop at the row's limit, computed from kv_len at run
+// time (never the cache's capacity T); f32 accumulation. Generated above: ROWS, HQ, HKV, S, T,
+// D, Q_ROW (D, at least 1), DV, DV_PER, CAUSAL, SCALE, WG, GRID_X, load_q, load_k, load_v, load_len, store_y, block_max.
+var<workgroup> q_row: array<f32, Q_ROW>;
+var<workgroup> p_chunk: array<f32, WG>;
+
+@compute @workgroup_size(WG)
+fn main(ids: Ids) {
+    let row = ids.wid.x + ids.wid.y * GRID_X;
+    let valid = row < ROWS;
+    let q_at = min(row, ROWS - 1u);
+    let i = q_at % S;
+    let h = (q_at / S) % HQ;
+    let b = q_at / (S * HQ);
+    let kv_base = (b * HKV + h / (HQ / HKV)) * T;
+    let len = min(load_len(b), T);
+    // Causal: row i is position len - S + i and sees keys up to itself (none when that is < 0).
+    var limit = len;
+    if (CAUSAL == 1u) {
+        limit = select(0u, min(len + i + 1u - S, len), len + i + 1u > S);
+    }
+    if (!valid) {
+        limit = 0u;
+    }
+    for (var d = ids.lid; d < D; d = d + WG) {
+        q_row[d] = load_q(q_at * D + d);
+    }
+    workgroupBarrier();
+
+    var m = f32_neg_inf();
+    var l = 0.0;
+    var acc: array<f32, DV_PER>;
+    for (var c0 = 0u; c0 < limit; c0 = c0 + WG) {
+        let j = c0 + ids.lid;
+        var s = f32_neg_inf();
+        if (j < limit) {
+            let k_at = (kv_base + j) * D;
+            var dot = 0.0;
+            for (var d = 0u; d < D; d = d + 1u) {
+                dot = dot + q_row[d] * load_k(k_at + d);
+            }
+            s = dot * SCALE;
+        }
+        // The chunk's first key is visible, so the new maximum is finite.
+        let m_new = op_max_f32(m, block_max(s, ids));
+        let correction = exp(m - m_new);
+        p_chunk[ids.lid] = exp(s - m_new);
+        workgroupBarrier();
+        l = l * correction;
+        for (var e = 0u; e < DV_PER; e = e + 1u) {
+            acc[e] = acc[e] * correction;
+        }
+        let keys = min(WG, limit - c0);
+        for (var jj = 0u; jj < keys; jj = jj + 1u) {
+            let p = p_chunk[jj];
+            l = l + p;
+            let v_at = (kv_base + c0 + jj) * DV;
+            for (var e = 0u; e < DV_PER; e = e + 1u) {
+                let d = ids.lid + e * WG;
+                if (d < DV) {
+                    acc[e] = acc[e] + p * load_v(v_at + d);
+                }
+            }
+        }
+        m = m_new;
+        workgroupBarrier();
+    }
+    if (valid) {
+        for (var e = 0u; e < DV_PER; e = e + 1u) {
+            let d = ids.lid + e * WG;
+            if (d < DV) {
+                store_y(q_at * DV + d, select(0.0, acc[e] / l, l > 0.0));
+            }
+        }
+    }
+}
