@@ -31,6 +31,60 @@ pub struct Executable {
     params: Vec<HostWrite>,
     states: Vec<HostWrite>,
     outputs: Vec<Readback>,
+    /// GPU time of the compute pass, where the device has `TIMESTAMP_QUERY`.
+    timer: Option<Timer>,
+}
+
+/// Timestamps at the start and end of the compute pass, resolved and copied to a small staging
+/// buffer every run; read (mapped) only when [`Executable::last_gpu_time`] asks.
+#[derive(Debug)]
+struct Timer {
+    queries: wgpu::QuerySet,
+    resolved: wgpu::Buffer,
+    staging: wgpu::Buffer,
+    /// Nanoseconds per tick.
+    period: f32,
+    /// A run has written the staging buffer.
+    written: bool,
+}
+
+/// Bytes of two resolved timestamps.
+const TIMESTAMP_BYTES: u64 = 2 * wgpu::QUERY_SIZE as u64;
+
+impl Timer {
+    /// A timer when the device has `TIMESTAMP_QUERY`; its two small buffers are not pooled.
+    fn new(device: &wgpu::Device, queue: &wgpu::Queue) -> Result<Option<Timer>, RuntimeError> {
+        if !device.features().contains(wgpu::Features::TIMESTAMP_QUERY) {
+            return Ok(None);
+        }
+        scoped(device, || {
+            let buffer = |label, usage| {
+                device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some(label),
+                    size: TIMESTAMP_BYTES,
+                    usage,
+                    mapped_at_creation: false,
+                })
+            };
+            Some(Timer {
+                queries: device.create_query_set(&wgpu::QuerySetDescriptor {
+                    label: Some("tessera pass timestamps"),
+                    ty: wgpu::QueryType::Timestamp,
+                    count: 2,
+                }),
+                resolved: buffer(
+                    "tessera timestamps",
+                    wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+                ),
+                staging: buffer(
+                    "tessera timestamps staging",
+                    wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                ),
+                period: queue.get_timestamp_period(),
+                written: false,
+            })
+        })
+    }
 }
 
 /// A buffer the plan owns (from the pool) or binds from its [`SharedBuffers`].
@@ -108,6 +162,7 @@ impl Gpu {
             params: host_writes(&plan.params),
             states: host_writes(&plan.states),
             outputs: Vec::with_capacity(plan.outputs.len()),
+            timer: Timer::new(&self.device, &self.queue)?,
         };
 
         // Params then states, each bound to the shared buffer of its name.
@@ -241,6 +296,33 @@ impl Executable {
         self.wait(submission)
     }
 
+    /// GPU time of the last run's compute pass (every dispatch, not the read-back), from
+    /// timestamp queries; `None` before the first run, on devices without `TIMESTAMP_QUERY`, or
+    /// if reading the timestamps failed. Costs a small map and a poll, only when called.
+    pub fn last_gpu_time(&self) -> Option<Duration> {
+        let timer = self.timer.as_ref().filter(|t| t.written)?;
+        let (sender, receiver) = mpsc::channel();
+        let slice = timer.staging.slice(..);
+        slice.map_async(wgpu::MapMode::Read, move |result| {
+            let _ = sender.send(result);
+        });
+        let poll = wgpu::PollType::Wait { submission_index: None, timeout: Some(self.poll_timeout) };
+        let ticks = match (self.device.poll(poll), receiver.recv_timeout(self.poll_timeout)) {
+            (Ok(_), Ok(Ok(()))) => slice.get_mapped_range().ok().map(|view| {
+                let ticks: Vec<u64> = view
+                    .chunks_exact(8)
+                    .map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default()))
+                    .collect();
+                ticks[1].saturating_sub(ticks[0])
+            }),
+            _ => None,
+        };
+        if let Err(error) = scoped(&self.device, || timer.staging.unmap()) {
+            tracing::warn!("unmapping the timestamp buffer: {error}");
+        }
+        Some(Duration::from_nanos((ticks? as f64 * f64::from(timer.period)) as u64))
+    }
+
     /// Dispatches per run.
     pub fn dispatch_count(&self) -> usize {
         self.steps.len()
@@ -267,9 +349,14 @@ impl Executable {
                 .device
                 .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("tessera run") });
             {
+                let timestamp_writes = self.timer.as_ref().map(|timer| wgpu::ComputePassTimestampWrites {
+                    query_set: &timer.queries,
+                    beginning_of_pass_write_index: Some(0),
+                    end_of_pass_write_index: Some(1),
+                });
                 let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                     label: Some("tessera dispatches"),
-                    timestamp_writes: None,
+                    timestamp_writes,
                 });
                 for step in &self.steps {
                     let [x, y, z] = step.workgroups;
@@ -277,6 +364,11 @@ impl Executable {
                     pass.set_bind_group(0, &step.bind_group, &[]);
                     pass.dispatch_workgroups(x, y, z);
                 }
+            }
+            if let Some(timer) = &mut self.timer {
+                encoder.resolve_query_set(&timer.queries, 0..2, &timer.resolved, 0);
+                encoder.copy_buffer_to_buffer(&timer.resolved, 0, &timer.staging, 0, TIMESTAMP_BYTES);
+                timer.written = true;
             }
             if copy_outputs {
                 for output in self.outputs.iter().filter(|o| o.bytes > 0) {

@@ -146,3 +146,24 @@ fn one_gpu_shared_by_threads_runs_their_plans_independently() {
     }
     assert_eq!(gpu.pipeline_stats().hits + gpu.pipeline_stats().misses, 4);
 }
+
+#[test]
+fn last_gpu_time_is_measured_where_the_device_has_timestamps() {
+    let gpu = gpu_or_skip!();
+    let mut exe = gpu.load(&vector_add(4096, 1.0)).unwrap();
+    assert_eq!(exe.last_gpu_time(), None, "no run yet");
+    exe.run().unwrap();
+    let first = exe.last_gpu_time();
+    if !gpu.report().features.timestamp_query {
+        assert_eq!(first, None);
+        eprintln!("SKIPPED: adapter without TIMESTAMP_QUERY");
+        return;
+    }
+    let first = first.expect("a run on a device with timestamps is timed");
+    assert!(first < std::time::Duration::from_secs(60), "{first:?}");
+    // Reading the time leaves the executable usable, and every run is timed again.
+    exe.run_without_readback().unwrap();
+    assert!(exe.last_gpu_time().is_some());
+    assert_eq!(exe.run().unwrap()[0].len(), 4096 * 4);
+    eprintln!("vector_add of 4096: {first:?}, then {:?}", exe.last_gpu_time());
+}
