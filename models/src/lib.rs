@@ -1,5 +1,5 @@
 //! tessera's model layer: loading Hugging Face and llama.cpp model files, tokenizers and chat
-//! templates (the Llama and BERT graphs and generation come later).
+//! templates, the Llama family built in the IR, sampling and generation (BERT comes next).
 //!
 //! What each module mirrors:
 //! - [`gguf`]: ggml's `gguf.cpp` and GGUF spec (v2/v3), `ggml-quants.c` dequantization, and
@@ -22,7 +22,9 @@
 pub mod config;
 mod file_bytes;
 pub mod gguf;
+pub mod llama;
 pub mod safetensors;
+pub mod sample;
 pub mod tokenizer;
 
 pub use config::{BertConfig, ConfigError, LlamaConfig};

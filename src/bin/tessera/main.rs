@@ -2,9 +2,12 @@
 //! `convert`, `bench`).
 
 mod devices;
+mod generate;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
+use std::sync::OnceLock;
+use std::time::Instant;
 
 #[derive(Parser)]
 #[command(name = "tessera", version, about = "Tensors, a graph compiler and LLMs on any GPU through WebGPU")]
@@ -17,13 +20,23 @@ struct Cli {
 enum Command {
     /// List GPU adapters with their backend, type, driver, capabilities and key limits.
     Devices(devices::Args),
+    /// Generate text with a Llama-family model (GGUF), streaming it to stdout.
+    Generate(generate::Args),
+}
+
+/// When the process started: `time_to_first_token_s` counts from here.
+fn process_start() -> Instant {
+    static START: OnceLock<Instant> = OnceLock::new();
+    *START.get_or_init(Instant::now)
 }
 
 fn main() -> ExitCode {
+    process_start();
     init_tracing();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Devices(args) => devices::run(&args),
+        Command::Generate(args) => generate::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,192 @@
+//! The Llama decoder built in tessera's IR, one graph per step length. It mirrors
+//! transformers' `modeling_llama.py` (`LlamaModel.forward`): embed, then per layer
+//! `h += o_proj(attn(rope(q), rope(k), v))` on `input_layernorm(h)` and
+//! `h += down_proj(silu(gate_proj(x)) * up_proj(x))` on `post_attention_layernorm(h)`, then
+//! `norm` and `lm_head`. The KV cache is graph state, written in place; positions, the cache
+//! length and the row whose logits are wanted are data, so one compiled step serves every token.
+
+use super::weights::{Linear, WeightIndex};
+use crate::config::LlamaConfig;
+use tessera_ir::{BinaryOp, DType, Graph, IrError, NodeId, Op, RopeStyle, Shape, UnaryOp, float};
+
+/// Names of the step graph's inputs (all u32).
+pub mod inputs {
+    /// Token ids `[S]`.
+    pub const TOKENS: &str = "tokens";
+    /// Absolute position of each token `[S]`.
+    pub const POSITIONS: &str = "positions";
+    /// Cache rows valid after this step `[1]` (= offset + S).
+    pub const KV_LEN: &str = "kv_len";
+    /// Cache row the step's first token is written to `[1]`.
+    pub const OFFSET: &str = "offset";
+    /// Row of the step whose next-token logits are wanted `[1]`.
+    pub const LAST: &str = "last";
+}
+
+/// Name of the inverse-frequency parameter RoPE angles are computed from.
+pub const INV_FREQ: &str = "rope.inv_freq";
+
+/// What one step graph computes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct StepShape {
+    /// Tokens processed in the step (1 for decode; a bucket for prefill).
+    pub seq: usize,
+    /// Rows of the preallocated KV cache.
+    pub max_context: usize,
+    /// Also output the logits of the `last` row (sampling, top-logprobs).
+    pub logits: bool,
+}
+
+/// Names of the KV cache states of layer `i`.
+pub fn cache_names(i: usize) -> (String, String) {
+    (format!("cache.{i}.k"), format!("cache.{i}.v"))
+}
+
+/// Builds a step graph. Outputs: `[0]` the greedy next token (u32 `[1]`, argmax on the GPU),
+/// and `[1]` the logits (f32 `[1, vocab]`) when `shape.logits`.
+pub fn build_step(cfg: &LlamaConfig, w: &WeightIndex, shape: StepShape) -> Result<Graph, IrError> {
+    let mut b = Builder { g: Graph::new(), w };
+    let s = shape.seq;
+    let (hq, hkv, d) = (cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim);
+    let tokens = b.g.input(inputs::TOKENS, [s], DType::U32);
+    let positions = b.g.input(inputs::POSITIONS, [s], DType::U32);
+    let kv_len = b.g.input(inputs::KV_LEN, [1], DType::U32);
+    let offset = b.g.input(inputs::OFFSET, [1], DType::U32);
+    let last = b.g.input(inputs::LAST, [1], DType::U32);
+
+    // RoPE angles from positions as data: [S, 1] * [1, D/2].
+    let inv_freq = b.g.param(INV_FREQ, [1, d / 2], DType::F32);
+    let pos = b.op(Op::Cast { to: DType::F32 }, &[positions])?;
+    let pos = b.reshape(pos, &[s, 1])?;
+    let angles = b.op(Op::Binary(BinaryOp::Mul), &[pos, inv_freq])?;
+    let cos = b.op(Op::Unary(UnaryOp::Cos), &[angles])?;
+    let sin = b.op(Op::Unary(UnaryOp::Sin), &[angles])?;
+
+    let mut h = b.embed("model.embed_tokens", tokens)?;
+    let eps = float(cfg.rms_norm_eps).ok_or_else(|| IrError::Graph("rms_norm_eps is NaN".into()))?;
+    let scale = float(1.0 / (d as f64).sqrt()).ok_or_else(|| IrError::Graph("head_dim is 0".into()))?;
+    for i in 0..cfg.num_hidden_layers {
+        let p = format!("model.layers.{i}");
+        let norm_w = b.g.param(&format!("{p}.input_layernorm.weight"), [cfg.hidden_size], DType::F32);
+        let x = b.op(Op::RmsNorm { eps }, &[h, norm_w])?;
+        let q = b.linear(&format!("{p}.self_attn.q_proj"), x)?;
+        let k = b.linear(&format!("{p}.self_attn.k_proj"), x)?;
+        let v = b.linear(&format!("{p}.self_attn.v_proj"), x)?;
+        let q = b.heads(q, s, hq, d)?;
+        let k = b.heads(k, s, hkv, d)?;
+        let v = b.heads(v, s, hkv, d)?;
+        let q = b.op(Op::Rope { style: RopeStyle::HalfSplit }, &[q, cos, sin])?;
+        let k = b.op(Op::Rope { style: RopeStyle::HalfSplit }, &[k, cos, sin])?;
+        let (kn, vn) = cache_names(i);
+        let kc = b.g.add(
+            Op::State { name: kn, shape: Shape::from([1, hkv, shape.max_context, d]), dtype: DType::F32 },
+            &[],
+        )?;
+        let vc = b.g.add(
+            Op::State { name: vn, shape: Shape::from([1, hkv, shape.max_context, d]), dtype: DType::F32 },
+            &[],
+        )?;
+        let kc = b.op(Op::WriteSlice { axis: 2 }, &[kc, k, offset])?;
+        let vc = b.op(Op::WriteSlice { axis: 2 }, &[vc, v, offset])?;
+        let a = b.op(Op::Attention { scale, causal: true }, &[q, kc, vc, kv_len])?;
+        let a = b.unheads(a, s, hq, d)?;
+        let o = b.linear(&format!("{p}.self_attn.o_proj"), a)?;
+        h = b.op(Op::Binary(BinaryOp::Add), &[h, o])?;
+
+        let norm_w =
+            b.g.param(&format!("{p}.post_attention_layernorm.weight"), [cfg.hidden_size], DType::F32);
+        let x = b.op(Op::RmsNorm { eps }, &[h, norm_w])?;
+        let gate = b.linear(&format!("{p}.mlp.gate_proj"), x)?;
+        let up = b.linear(&format!("{p}.mlp.up_proj"), x)?;
+        let gate = b.op(Op::Unary(UnaryOp::Silu), &[gate])?;
+        let act = b.op(Op::Binary(BinaryOp::Mul), &[gate, up])?;
+        let down = b.linear(&format!("{p}.mlp.down_proj"), act)?;
+        h = b.op(Op::Binary(BinaryOp::Add), &[h, down])?;
+    }
+    let norm_w = b.g.param("model.norm.weight", [cfg.hidden_size], DType::F32);
+    let h = b.op(Op::RmsNorm { eps }, &[h, norm_w])?;
+    let h_last = b.op(Op::Gather, &[h, last])?;
+    let head = if w.has("lm_head") { "lm_head" } else { "model.embed_tokens" };
+    let logits = b.linear(head, h_last)?;
+    let next = b.op(Op::ArgMax { axis: 1, keepdims: false }, &[logits])?;
+    b.g.add_output(next)?;
+    if shape.logits {
+        b.g.add_output(logits)?;
+    }
+    Ok(b.g)
+}
+
+struct Builder<'a> {
+    g: Graph,
+    w: &'a WeightIndex,
+}
+
+impl Builder<'_> {
+    fn op(&mut self, op: Op, inputs: &[NodeId]) -> Result<NodeId, IrError> {
+        self.g.add(op, inputs)
+    }
+
+    fn reshape(&mut self, x: NodeId, dims: &[usize]) -> Result<NodeId, IrError> {
+        self.op(Op::Reshape { shape: Shape::from(dims) }, &[x])
+    }
+
+    /// `[S, H*D]` -> `[1, H, S, D]`.
+    fn heads(&mut self, x: NodeId, s: usize, h: usize, d: usize) -> Result<NodeId, IrError> {
+        let x = self.reshape(x, &[s, h, d])?;
+        let x = self.op(Op::Permute { perm: vec![1, 0, 2] }, &[x])?;
+        self.reshape(x, &[1, h, s, d])
+    }
+
+    /// `[1, H, S, D]` -> `[S, H*D]`.
+    fn unheads(&mut self, x: NodeId, s: usize, h: usize, d: usize) -> Result<NodeId, IrError> {
+        let x = self.reshape(x, &[h, s, d])?;
+        let x = self.op(Op::Permute { perm: vec![1, 0, 2] }, &[x])?;
+        self.reshape(x, &[s, h * d])
+    }
+
+    /// `x @ W^T (+ bias)` for the module at `prefix`, dense or affine-quantized.
+    fn linear(&mut self, prefix: &str, x: NodeId) -> Result<NodeId, IrError> {
+        let y = match self.w.linear(prefix)? {
+            Linear::Dense { k, n } => {
+                let wt = self.g.param(&format!("{prefix}.weight.T"), [k, n], DType::F32);
+                self.op(Op::MatMul, &[x, wt])?
+            }
+            Linear::Quant { k, n, bits, group_size } => {
+                let [w, s, b] = self.quant_params(prefix, k, n, bits, group_size);
+                self.op(Op::QuantMatMul { bits, group_size }, &[x, w, s, b])?
+            }
+        };
+        match self.w.bias(prefix) {
+            Some(n) => {
+                let bias = self.g.param(&format!("{prefix}.bias"), [n], DType::F32);
+                self.op(Op::Binary(BinaryOp::Add), &[y, bias])
+            }
+            None => Ok(y),
+        }
+    }
+
+    /// Rows of the embedding table picked by `tokens`.
+    fn embed(&mut self, prefix: &str, tokens: NodeId) -> Result<NodeId, IrError> {
+        match self.w.linear(prefix)? {
+            Linear::Dense { k, n } => {
+                // Embeddings are [vocab, hidden] rows; kept as rows (not transposed).
+                let table = self.g.param(&format!("{prefix}.weight"), [n, k], DType::F32);
+                self.op(Op::Gather, &[table, tokens])
+            }
+            Linear::Quant { k, n, bits, group_size } => {
+                let [w, s, b] = self.quant_params(prefix, k, n, bits, group_size);
+                self.op(Op::QuantGather { bits, group_size }, &[w, s, b, tokens])
+            }
+        }
+    }
+
+    fn quant_params(&mut self, prefix: &str, k: usize, n: usize, bits: u32, group: u32) -> [NodeId; 3] {
+        let words = k * bits as usize / 32;
+        let groups = k / group as usize;
+        [
+            self.g.param(&format!("{prefix}.weight"), [n, words], DType::U32),
+            self.g.param(&format!("{prefix}.scales"), [n, groups], DType::F32),
+            self.g.param(&format!("{prefix}.biases"), [n, groups], DType::F32),
+        ]
+    }
+}

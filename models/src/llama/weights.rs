@@ -1,0 +1,275 @@
+//! Llama weights as the step graph's parameters. Quantized GGUF matrices stay quantized: their
+//! blocks are repacked once at load into the MLX affine layout the kernels read (u32 words of
+//! codes, code `i` in bits `bits*i`, weight = scale * code + bias per group of 32), which holds
+//! Q4_0 (bias = -8 scale), Q4_1 (bias = min) and Q8_0 (codes + 128, bias = -128 scale) exactly.
+//! Float matrices are stored transposed (`[in, out]`) so the graph multiplies without a permute.
+
+use crate::gguf::{GgmlType, GgufError, GgufFile};
+use std::collections::HashMap;
+use tessera_ir::{DType, IrError};
+
+/// How a linear layer's weight is stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Linear {
+    /// Float `[k, n]` (the transpose of the checkpoint's `[n, k]`), param `{prefix}.weight.T`.
+    Dense {
+        /// Input features.
+        k: usize,
+        /// Output features.
+        n: usize,
+    },
+    /// Affine-quantized `{prefix}.weight` / `.scales` / `.biases`.
+    Quant {
+        /// Input features.
+        k: usize,
+        /// Output features.
+        n: usize,
+        /// Bits per code.
+        bits: u32,
+        /// Codes per scale/bias.
+        group_size: u32,
+    },
+}
+
+/// One parameter's data, ready to upload: little-endian elements of `dtype`.
+#[derive(Clone, Debug)]
+pub struct HostParam {
+    /// Element type.
+    pub dtype: DType,
+    /// Shape.
+    pub shape: Vec<usize>,
+    /// Bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// Every parameter of a Llama model by graph name, and how each linear layer is stored.
+#[derive(Default)]
+pub struct WeightIndex {
+    linears: HashMap<String, Linear>,
+    biases: HashMap<String, usize>,
+    /// Parameter data by graph name.
+    pub params: HashMap<String, HostParam>,
+}
+
+/// Errors preparing weights.
+#[derive(Debug, thiserror::Error)]
+pub enum WeightError {
+    /// The GGUF file is malformed or unsupported.
+    #[error(transparent)]
+    Gguf(#[from] GgufError),
+    /// A tensor the model needs is missing or has an unexpected shape or type.
+    #[error("{file}: tensor {tensor}: {reason}")]
+    Tensor {
+        /// File name.
+        file: String,
+        /// Tensor name (Hugging Face naming).
+        tensor: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl WeightIndex {
+    /// How the linear layer at `prefix` (e.g. `model.layers.0.mlp.up_proj`) is stored.
+    pub fn linear(&self, prefix: &str) -> Result<Linear, IrError> {
+        self.linears.get(prefix).copied().ok_or_else(|| IrError::Graph(format!("no weight for `{prefix}`")))
+    }
+
+    /// Output features of the bias of `prefix`, when it has one.
+    pub fn bias(&self, prefix: &str) -> Option<usize> {
+        self.biases.get(prefix).copied()
+    }
+
+    /// True when a linear layer named `prefix` exists.
+    pub fn has(&self, prefix: &str) -> bool {
+        self.linears.contains_key(prefix)
+    }
+
+    /// Total bytes of parameter data.
+    pub fn bytes(&self) -> usize {
+        self.params.values().map(|p| p.bytes.len()).sum()
+    }
+
+    /// Adds a 1-D or 2-D float tensor under `name` as f32.
+    pub fn insert_f32(&mut self, name: &str, shape: Vec<usize>, values: &[f32]) {
+        let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.params.insert(name.into(), HostParam { dtype: DType::F32, shape, bytes });
+    }
+
+    /// Adds a float linear weight `[n, k]` (row-major values), stored transposed.
+    pub fn insert_dense_linear(&mut self, prefix: &str, n: usize, k: usize, values: &[f32]) {
+        let mut t = vec![0f32; n * k];
+        for r in 0..n {
+            for c in 0..k {
+                t[c * n + r] = values[r * k + c];
+            }
+        }
+        self.insert_f32(&format!("{prefix}.weight.T"), vec![k, n], &t);
+        self.linears.insert(prefix.into(), Linear::Dense { k, n });
+    }
+
+    /// Adds a dense embedding table `[vocab, hidden]` (kept as rows) under `prefix`.
+    pub fn insert_dense_embedding(&mut self, prefix: &str, vocab: usize, hidden: usize, values: &[f32]) {
+        self.insert_f32(&format!("{prefix}.weight"), vec![vocab, hidden], values);
+        self.linears.insert(prefix.into(), Linear::Dense { k: hidden, n: vocab });
+    }
+
+    /// Adds an affine-quantized linear weight in the MLX layout.
+    pub fn insert_quant_linear(&mut self, prefix: &str, q: QuantMatrix) {
+        let (n, k, bits, group_size) = (q.rows, q.cols, q.bits, q.group_size);
+        let words = q.words.iter().flat_map(|w| w.to_le_bytes()).collect();
+        let groups = k / group_size as usize;
+        self.params.insert(
+            format!("{prefix}.weight"),
+            HostParam { dtype: DType::U32, shape: vec![n, k * bits as usize / 32], bytes: words },
+        );
+        self.insert_f32(&format!("{prefix}.scales"), vec![n, groups], &q.scales);
+        self.insert_f32(&format!("{prefix}.biases"), vec![n, groups], &q.biases);
+        self.linears.insert(prefix.into(), Linear::Quant { k, n, bits, group_size });
+    }
+
+    /// Adds a bias vector of `n` values for the linear layer at `prefix`.
+    pub fn insert_bias(&mut self, prefix: &str, values: &[f32]) {
+        self.insert_f32(&format!("{prefix}.bias"), vec![values.len()], values);
+        self.biases.insert(prefix.into(), values.len());
+    }
+
+    /// Prepares every tensor of a GGUF Llama-family model.
+    pub fn from_gguf(gguf: &GgufFile) -> Result<WeightIndex, WeightError> {
+        let mut w = WeightIndex::default();
+        let file = gguf.file_name().to_string();
+        for t in gguf.hf_tensors()? {
+            let shape = t.shape();
+            let err = |reason: String| WeightError::Tensor {
+                file: file.clone(),
+                tensor: t.hf_name.clone(),
+                reason,
+            };
+            let Some(prefix) = t.hf_name.strip_suffix(".weight").or_else(|| t.hf_name.strip_suffix(".bias"))
+            else {
+                return Err(err("unexpected tensor name".into()));
+            };
+            let is_bias = t.hf_name.ends_with(".bias");
+            let ty = t.tensor.info.ggml_type;
+            match (shape.as_slice(), is_bias) {
+                ([n], true) => w.insert_bias(prefix, &t.to_f32()?[..*n]),
+                ([n], false) => w.insert_f32(&t.hf_name, vec![*n], &t.to_f32()?),
+                ([n, k], false) => {
+                    let quantized = matches!(ty, GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q8_0);
+                    let embedding = prefix == "model.embed_tokens";
+                    if quantized {
+                        let data = t.data_in_hf_order()?;
+                        let q = QuantMatrix::from_ggml(ty, *n, *k, &data).map_err(err)?;
+                        w.insert_quant_linear(prefix, q);
+                    } else if embedding {
+                        w.insert_dense_embedding(prefix, *n, *k, &t.to_f32()?);
+                        if !gguf_has_output(gguf) {
+                            // Tied head: the transposed copy the lm_head matmul reads.
+                            let values = t.to_f32()?;
+                            let mut tied = WeightIndex::default();
+                            tied.insert_dense_linear("lm_head", *n, *k, &values);
+                            w.params.extend(tied.params);
+                            w.linears.extend(tied.linears);
+                        }
+                    } else {
+                        w.insert_dense_linear(prefix, *n, *k, &t.to_f32()?);
+                    }
+                }
+                _ => return Err(err(format!("unexpected shape {shape:?} for {ty}"))),
+            }
+        }
+        Ok(w)
+    }
+}
+
+fn gguf_has_output(gguf: &GgufFile) -> bool {
+    gguf.tensor("output.weight").is_some()
+}
+
+/// An affine-quantized `[rows, cols]` matrix in the MLX layout.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QuantMatrix {
+    /// Output features.
+    pub rows: usize,
+    /// Input features.
+    pub cols: usize,
+    /// Bits per code (4 or 8).
+    pub bits: u32,
+    /// Codes per scale/bias.
+    pub group_size: u32,
+    /// Row-major words, `cols * bits / 32` per row.
+    pub words: Vec<u32>,
+    /// `[rows, cols / group_size]`.
+    pub scales: Vec<f32>,
+    /// `[rows, cols / group_size]`.
+    pub biases: Vec<f32>,
+}
+
+impl QuantMatrix {
+    /// Repacks ggml Q4_0 / Q4_1 / Q8_0 blocks (32 values each, rows in order) without loss.
+    pub fn from_ggml(ty: GgmlType, rows: usize, cols: usize, data: &[u8]) -> Result<QuantMatrix, String> {
+        let (bits, block_bytes) = match ty {
+            GgmlType::Q4_0 => (4, 18),
+            GgmlType::Q4_1 => (4, 20),
+            GgmlType::Q8_0 => (8, 34),
+            other => return Err(format!("{other} is not an affine 32-block type")),
+        };
+        if !cols.is_multiple_of(32) {
+            return Err(format!("row length {cols} is not a multiple of 32"));
+        }
+        let blocks = rows * cols / 32;
+        if data.len() != blocks * block_bytes {
+            let want = blocks * block_bytes;
+            return Err(format!("{} bytes, expected {want} ({blocks} blocks of {block_bytes})", data.len()));
+        }
+        let per_word = 32 / bits as usize;
+        let mut m = QuantMatrix {
+            rows,
+            cols,
+            bits,
+            group_size: 32,
+            words: Vec::with_capacity(rows * cols / per_word),
+            scales: Vec::with_capacity(blocks),
+            biases: Vec::with_capacity(blocks),
+        };
+        let f16 = |b: &[u8], at: usize| half::f16::from_le_bytes([b[at], b[at + 1]]).to_f32();
+        let mut codes = [0u8; 32];
+        for block in data.chunks_exact(block_bytes) {
+            let (scale, bias) = match ty {
+                GgmlType::Q4_0 => {
+                    split_nibbles(&block[2..18], &mut codes);
+                    (f16(block, 0), -8.0 * f16(block, 0))
+                }
+                GgmlType::Q4_1 => {
+                    split_nibbles(&block[4..20], &mut codes);
+                    (f16(block, 0), f16(block, 2))
+                }
+                _ => {
+                    for (c, &q) in codes.iter_mut().zip(&block[2..34]) {
+                        *c = (q as i8 as i16 + 128) as u8;
+                    }
+                    (f16(block, 0), -128.0 * f16(block, 0))
+                }
+            };
+            m.scales.push(scale);
+            m.biases.push(bias);
+            for chunk in codes.chunks_exact(per_word) {
+                let word = chunk
+                    .iter()
+                    .enumerate()
+                    .fold(0u32, |w, (i, &c)| w | (u32::from(c) << (bits as usize * i)));
+                m.words.push(word);
+            }
+        }
+        Ok(m)
+    }
+}
+
+/// ggml 4-bit blocks keep value `j` in the low nibble of byte `j` and value `j + 16` in its
+/// high nibble.
+fn split_nibbles(qs: &[u8], codes: &mut [u8; 32]) {
+    for (j, &q) in qs.iter().enumerate() {
+        codes[j] = q & 0x0F;
+        codes[j + 16] = q >> 4;
+    }
+}
