@@ -7,6 +7,7 @@
 
 use super::weights::{Linear, WeightIndex};
 use crate::config::LlamaConfig;
+use std::collections::HashMap;
 use tessera_ir::{BinaryOp, DType, Graph, IrError, NodeId, Op, RopeStyle, Shape, UnaryOp, float};
 
 /// Names of the step graph's inputs (all u32).
@@ -45,7 +46,7 @@ pub fn cache_names(i: usize) -> (String, String) {
 /// Builds a step graph. Outputs: `[0]` the greedy next token (u32 `[1]`, argmax on the GPU),
 /// and `[1]` the logits (f32 `[1, vocab]`) when `shape.logits`.
 pub fn build_step(cfg: &LlamaConfig, w: &WeightIndex, shape: StepShape) -> Result<Graph, IrError> {
-    let mut b = Builder { g: Graph::new(), w };
+    let mut b = Builder { g: Graph::new(), w, params: HashMap::new() };
     let s = shape.seq;
     let (hq, hkv, d) = (cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim);
     let tokens = b.g.input(inputs::TOKENS, [s], DType::U32);
@@ -55,7 +56,7 @@ pub fn build_step(cfg: &LlamaConfig, w: &WeightIndex, shape: StepShape) -> Resul
     let last = b.g.input(inputs::LAST, [1], DType::U32);
 
     // RoPE angles from positions as data: [S, 1] * [1, D/2].
-    let inv_freq = b.g.param(INV_FREQ, [1, d / 2], DType::F32);
+    let inv_freq = b.param(INV_FREQ, &[1, d / 2], DType::F32);
     let pos = b.op(Op::Cast { to: DType::F32 }, &[positions])?;
     let pos = b.reshape(pos, &[s, 1])?;
     let angles = b.op(Op::Binary(BinaryOp::Mul), &[pos, inv_freq])?;
@@ -67,7 +68,7 @@ pub fn build_step(cfg: &LlamaConfig, w: &WeightIndex, shape: StepShape) -> Resul
     let scale = float(1.0 / (d as f64).sqrt()).ok_or_else(|| IrError::Graph("head_dim is 0".into()))?;
     for i in 0..cfg.num_hidden_layers {
         let p = format!("model.layers.{i}");
-        let norm_w = b.g.param(&format!("{p}.input_layernorm.weight"), [cfg.hidden_size], DType::F32);
+        let norm_w = b.param(&format!("{p}.input_layernorm.weight"), &[cfg.hidden_size], DType::F32);
         let x = b.op(Op::RmsNorm { eps }, &[h, norm_w])?;
         let q = b.linear(&format!("{p}.self_attn.q_proj"), x)?;
         let k = b.linear(&format!("{p}.self_attn.k_proj"), x)?;
@@ -93,8 +94,7 @@ pub fn build_step(cfg: &LlamaConfig, w: &WeightIndex, shape: StepShape) -> Resul
         let o = b.linear(&format!("{p}.self_attn.o_proj"), a)?;
         h = b.op(Op::Binary(BinaryOp::Add), &[h, o])?;
 
-        let norm_w =
-            b.g.param(&format!("{p}.post_attention_layernorm.weight"), [cfg.hidden_size], DType::F32);
+        let norm_w = b.param(&format!("{p}.post_attention_layernorm.weight"), &[cfg.hidden_size], DType::F32);
         let x = b.op(Op::RmsNorm { eps }, &[h, norm_w])?;
         let gate = b.linear(&format!("{p}.mlp.gate_proj"), x)?;
         let up = b.linear(&format!("{p}.mlp.up_proj"), x)?;
@@ -103,7 +103,7 @@ pub fn build_step(cfg: &LlamaConfig, w: &WeightIndex, shape: StepShape) -> Resul
         let down = b.linear(&format!("{p}.mlp.down_proj"), act)?;
         h = b.op(Op::Binary(BinaryOp::Add), &[h, down])?;
     }
-    let norm_w = b.g.param("model.norm.weight", [cfg.hidden_size], DType::F32);
+    let norm_w = b.param("model.norm.weight", &[cfg.hidden_size], DType::F32);
     let h = b.op(Op::RmsNorm { eps }, &[h, norm_w])?;
     let h_last = b.op(Op::Gather, &[h, last])?;
     let head = if w.has("lm_head") { "lm_head" } else { "model.embed_tokens" };
@@ -119,11 +119,22 @@ pub fn build_step(cfg: &LlamaConfig, w: &WeightIndex, shape: StepShape) -> Resul
 struct Builder<'a> {
     g: Graph,
     w: &'a WeightIndex,
+    /// Params by name: a tied embedding is read by both the lookup and the head.
+    params: HashMap<String, NodeId>,
 }
 
 impl Builder<'_> {
     fn op(&mut self, op: Op, inputs: &[NodeId]) -> Result<NodeId, IrError> {
         self.g.add(op, inputs)
+    }
+
+    fn param(&mut self, name: &str, dims: &[usize], dtype: DType) -> NodeId {
+        if let Some(&id) = self.params.get(name) {
+            return id;
+        }
+        let id = self.g.param(name, dims.to_vec(), dtype);
+        self.params.insert(name.to_string(), id);
+        id
     }
 
     fn reshape(&mut self, x: NodeId, dims: &[usize]) -> Result<NodeId, IrError> {
@@ -148,7 +159,7 @@ impl Builder<'_> {
     fn linear(&mut self, prefix: &str, x: NodeId) -> Result<NodeId, IrError> {
         let y = match self.w.linear(prefix)? {
             Linear::Dense { k, n } => {
-                let wt = self.g.param(&format!("{prefix}.weight.T"), [k, n], DType::F32);
+                let wt = self.param(&format!("{prefix}.weight.T"), &[k, n], DType::F32);
                 self.op(Op::MatMul, &[x, wt])?
             }
             Linear::Quant { k, n, bits, group_size } => {
@@ -158,7 +169,7 @@ impl Builder<'_> {
         };
         match self.w.bias(prefix) {
             Some(n) => {
-                let bias = self.g.param(&format!("{prefix}.bias"), [n], DType::F32);
+                let bias = self.param(&format!("{prefix}.bias"), &[n], DType::F32);
                 self.op(Op::Binary(BinaryOp::Add), &[y, bias])
             }
             None => Ok(y),
@@ -170,7 +181,7 @@ impl Builder<'_> {
         match self.w.linear(prefix)? {
             Linear::Dense { k, n } => {
                 // Embeddings are [vocab, hidden] rows; kept as rows (not transposed).
-                let table = self.g.param(&format!("{prefix}.weight"), [n, k], DType::F32);
+                let table = self.param(&format!("{prefix}.weight"), &[n, k], DType::F32);
                 self.op(Op::Gather, &[table, tokens])
             }
             Linear::Quant { k, n, bits, group_size } => {
@@ -184,9 +195,9 @@ impl Builder<'_> {
         let words = k * bits as usize / 32;
         let groups = k / group as usize;
         [
-            self.g.param(&format!("{prefix}.weight"), [n, words], DType::U32),
-            self.g.param(&format!("{prefix}.scales"), [n, groups], DType::F32),
-            self.g.param(&format!("{prefix}.biases"), [n, groups], DType::F32),
+            self.param(&format!("{prefix}.weight"), &[n, words], DType::U32),
+            self.param(&format!("{prefix}.scales"), &[n, groups], DType::F32),
+            self.param(&format!("{prefix}.biases"), &[n, groups], DType::F32),
         ]
     }
 }
