@@ -4,9 +4,11 @@
 
 mod common;
 
-use common::{Domain, compare, gpu, random, rng, run_gpu, tolerance};
+use common::{Domain, compare, decode, encode, gpu, random, rng, run_gpu, tolerance};
 use rand::Rng;
 use rand::rngs::StdRng;
+use std::collections::HashMap;
+use tessera::layers::compiler::{self, CompileOptions};
 use tessera::layers::ir::interp::{self, Tensor};
 use tessera::layers::ir::{
     BinaryOp, DType, Graph, NodeId, Op, ReduceKind, RopeStyle, Shape, SliceRange, TensorType, UnaryOp, float,
@@ -781,4 +783,54 @@ fn gpu_matches_interpreter_for_every_op() {
     }
     eprintln!("conformance: {passed} cases passed, {} failed (seed {seed:#x})", failures.len());
     assert!(failures.is_empty(), "{} conformance failures:\n{}", failures.len(), failures.join("\n"));
+}
+
+/// A decode loop: one loaded plan run step after step keeps its KV cache states, as the
+/// interpreter does with `run_with_states`.
+#[test]
+fn kv_cache_states_persist_across_runs() {
+    let Some(gpu) = gpu() else { return };
+    let mut rng = rng(0x5747e);
+    for dtype in [DType::F32, DType::F16] {
+        let mut g = Graph::new();
+        let state = |name: &str| Op::State { name: name.into(), shape: Shape::from([1, 2, 16, 8]), dtype };
+        let q = g.input("q", [1, 4, 1, 8], dtype);
+        let k_new = g.input("k_new", [1, 2, 1, 8], dtype);
+        let v_new = g.input("v_new", [1, 2, 1, 8], dtype);
+        let pos = g.input("pos", [1], DType::U32);
+        let len = g.input("len", [1], DType::U32);
+        let mut add = |op: Op, inputs: &[NodeId]| g.add(op, inputs).expect("building the decode graph");
+        let (k_cache, v_cache) = (add(state("k"), &[]), add(state("v"), &[]));
+        let k = add(Op::WriteSlice { axis: 2 }, &[k_cache, k_new, pos]);
+        let v = add(Op::WriteSlice { axis: 2 }, &[v_cache, v_new, pos]);
+        let op = Op::Attention { scale: float(0.35).expect("not NaN"), causal: true };
+        let y = add(op.clone(), &[q, k, v, len]);
+        g.add_output(y).expect("output");
+        let plan = compiler::compile(&g, gpu.profile(), &CompileOptions::default()).expect("compile");
+        let mut exe = gpu.load(&plan).expect("load");
+        let mut states = HashMap::new();
+        for step in 0..6u32 {
+            let bindings = vec![
+                ("q", random(&mut rng, &[1, 4, 1, 8], dtype, Domain::Any)),
+                ("k_new", random(&mut rng, &[1, 2, 1, 8], dtype, Domain::Any)),
+                ("v_new", random(&mut rng, &[1, 2, 1, 8], dtype, Domain::Any)),
+                ("pos", Tensor::new([1], DType::U32, vec![step as f64])),
+                ("len", Tensor::new([1], DType::U32, vec![step as f64 + 1.0])),
+            ];
+            let want = interp::run_with_states(&g, &bindings, &mut states).expect("interpreter");
+            for (name, t) in &bindings {
+                let b = plan.input(name).expect("input binding");
+                exe.write_input(name, &encode(&t.data, b.storage)).expect("write input");
+            }
+            let out = exe.run().expect("run");
+            let b = &plan.outputs[0];
+            let got = Tensor::new(
+                b.shape.clone(),
+                b.dtype,
+                decode(&out[0], b.storage)[..want[0].data.len()].to_vec(),
+            );
+            compare(&got, &want[0], tolerance(&op, dtype, 16))
+                .unwrap_or_else(|e| panic!("decode step {step} {dtype}: {e}"));
+        }
+    }
 }

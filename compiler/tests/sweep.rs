@@ -273,3 +273,19 @@ fn states_are_updated_in_place() {
         }
     }
 }
+
+#[test]
+fn a_state_write_runs_even_when_no_output_reads_it() {
+    let mut g = Graph::new();
+    let state = Op::State { name: "cache".into(), shape: Shape::from([4, 3]), dtype: DType::F32 };
+    let cache = g.add(state, &[]).expect("state");
+    let row = g.input("row", [1, 3], DType::F32);
+    let pos = g.input("pos", [1], DType::U32);
+    let _ = g.add(Op::WriteSlice { axis: 0 }, &[cache, row, pos]).expect("write_slice");
+    let y = g.add(Op::Unary(UnaryOp::Neg), &[row]).expect("neg");
+    g.add_output(y).expect("output");
+    let plan = compile(&g, &DeviceProfile::portable(), &CompileOptions::default()).expect("compile");
+    let state = plan.state("cache").expect("state binding");
+    assert_eq!(plan.dispatches.len(), 2);
+    assert!(plan.dispatches.iter().any(|d| d.buffers.last() == Some(&state.buffer)));
+}
