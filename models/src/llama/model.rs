@@ -143,6 +143,20 @@ impl LlamaModel {
         Ok(self.step(shape)?.dispatch_count())
     }
 
+    /// Compiles and loads the plans a prompt of `prompt_len` tokens and the decode steps after it
+    /// will use, so that timing a generation measures running, not compiling.
+    pub fn prepare(&mut self, prompt_len: usize, logits: bool) -> Result<(), ModelError> {
+        let seq = self.prefill_bucket(prompt_len);
+        self.step(StepShape { seq, max_context: self.max_context, logits })?;
+        self.step(StepShape { seq: 1, max_context: self.max_context, logits })?;
+        Ok(())
+    }
+
+    /// The padded length a prompt of `len` tokens runs at.
+    fn prefill_bucket(&self, len: usize) -> usize {
+        PREFILL_BUCKETS.iter().copied().find(|&b| b >= len).unwrap_or(len).min(self.max_context)
+    }
+
     fn step(&mut self, shape: StepShape) -> Result<&mut Executable, ModelError> {
         if !self.steps.contains_key(&shape) {
             let graph = build_step(&self.config, &self.weights, shape)?;
@@ -165,8 +179,7 @@ impl LlamaModel {
                 self.max_context
             )));
         }
-        let seq = PREFILL_BUCKETS.iter().copied().find(|&b| b >= ids.len()).unwrap_or(ids.len());
-        let seq = seq.min(self.max_context);
+        let seq = self.prefill_bucket(ids.len());
         let mut tokens = ids.to_vec();
         tokens.resize(seq, 0);
         let positions: Vec<u32> = (0..seq as u32).collect();
