@@ -19,6 +19,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod bert;
 pub mod config;
 mod file_bytes;
 pub mod gguf;
