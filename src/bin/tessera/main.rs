@@ -1,7 +1,9 @@
 //! The `tessera` command line: `devices` (and, as the model layer lands, `generate`, `embed`,
 //! `convert`, `bench`).
 
+mod bench;
 mod devices;
+mod embed;
 mod generate;
 
 use clap::{Parser, Subcommand};
@@ -22,6 +24,10 @@ enum Command {
     Devices(devices::Args),
     /// Generate text with a Llama-family model (GGUF), streaming it to stdout.
     Generate(generate::Args),
+    /// Embed sentences with a BERT-family sentence-transformers model (all-MiniLM-L6-v2).
+    Embed(embed::Args),
+    /// Time kernels (GEMM, quantized GEMV vs copy bandwidth) and model prefill/decode.
+    Bench(bench::Args),
 }
 
 /// When the process started: `time_to_first_token_s` counts from here.
@@ -37,6 +43,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Devices(args) => devices::run(&args),
         Command::Generate(args) => generate::run(&args),
+        Command::Embed(args) => embed::run(&args),
+        Command::Bench(args) => bench::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,217 @@
+//! `tessera bench`: kernel and model throughput on the selected GPU. GEMM in GFLOP/s, quantized
+//! GEMV in GB/s as a share of a measured device copy bandwidth, and model prefill/decode tok/s.
+//! GPU times come from timestamp queries when the adapter has them, else from wall time.
+
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tessera::layers::compiler::{self, CompileOptions};
+use tessera::layers::ir::{BinaryOp, DType, Graph, Op};
+use tessera::layers::runtime::{Executable, Gpu};
+use tessera_models::llama::LlamaModel;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// A .gguf model to time prefill and decode on (default: SmolLM2 from the cache, if present).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Square f32 GEMM sizes to time.
+    #[arg(long, value_delimiter = ',', default_value = "1024")]
+    gemm: Vec<usize>,
+    /// Skip the kernel benchmarks.
+    #[arg(long)]
+    no_kernels: bool,
+    /// Decode steps to time.
+    #[arg(long, default_value_t = 32)]
+    decode_tokens: usize,
+    /// Prompt lengths to time prefill at.
+    #[arg(long, value_delimiter = ',', default_value = "128")]
+    prefill: Vec<usize>,
+    /// Timed repetitions per kernel.
+    #[arg(long, default_value_t = 5)]
+    reps: usize,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+    let gpu = Arc::new(Gpu::from_env()?);
+    let report = gpu.report();
+    let mut out = json!({ "adapter": report.name, "backend": report.backend });
+    if !args.no_kernels {
+        let copy = copy_bandwidth(&gpu, args.reps)?;
+        out["copy_gb_s"] = json!(copy);
+        out["gemm"] =
+            Value::Array(args.gemm.iter().map(|&n| gemm(&gpu, n, args.reps)).collect::<Result<_, _>>()?);
+        let shapes = [(576, 1536), (2048, 8192), (4096, 14336)];
+        let gemv =
+            shapes.iter().map(|&(k, n)| quant_gemv(&gpu, k, n, copy, args.reps)).collect::<Result<_, _>>()?;
+        out["quant_gemv_q4"] = Value::Array(gemv);
+    }
+    let model = args.model.clone().or_else(|| {
+        let p = tessera_models::tessera_home()
+            .join("models/SmolLM2-135M-Instruct/SmolLM2-135M-Instruct.Q4_1.gguf");
+        p.is_file().then_some(p)
+    });
+    if let Some(path) = model {
+        out["model"] = model_bench(&gpu, &path, args)?;
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        print_human(&out);
+    }
+    Ok(())
+}
+
+/// Median GPU time of `reps` runs after one warm-up.
+fn time_runs(exe: &mut Executable, reps: usize) -> Result<Duration, Box<dyn std::error::Error>> {
+    exe.run_without_readback()?;
+    let mut times = Vec::with_capacity(reps);
+    for _ in 0..reps.max(1) {
+        let start = Instant::now();
+        exe.run_without_readback()?;
+        times.push(exe.last_gpu_time().unwrap_or_else(|| start.elapsed()));
+    }
+    times.sort();
+    Ok(times[times.len() / 2])
+}
+
+fn load(gpu: &Gpu, g: &Graph) -> Result<Executable, Box<dyn std::error::Error>> {
+    let plan = compiler::compile(g, gpu.profile(), &CompileOptions::default())?;
+    Ok(gpu.load(&plan)?)
+}
+
+/// Read + write bytes per second of an elementwise copy of 64 MiB.
+fn copy_bandwidth(gpu: &Gpu, reps: usize) -> Result<f64, Box<dyn std::error::Error>> {
+    let n = 16 << 20;
+    let mut g = Graph::new();
+    let x = g.input("x", [n], DType::F32);
+    let y = g.add(Op::Unary(tessera::layers::ir::UnaryOp::Neg), &[x])?;
+    g.add_output(y)?;
+    let mut exe = load(gpu, &g)?;
+    let t = time_runs(&mut exe, reps)?;
+    Ok(2.0 * 4.0 * n as f64 / t.as_secs_f64() / 1e9)
+}
+
+fn gemm(gpu: &Gpu, n: usize, reps: usize) -> Result<Value, Box<dyn std::error::Error>> {
+    let mut g = Graph::new();
+    let a = g.input("a", [n, n], DType::F32);
+    let b = g.input("b", [n, n], DType::F32);
+    let c = g.add(Op::MatMul, &[a, b])?;
+    g.add_output(c)?;
+    let mut exe = load(gpu, &g)?;
+    let ones: Vec<u8> = (0..n * n).flat_map(|i| ((i % 7) as f32 * 0.1).to_le_bytes()).collect();
+    exe.write_input("a", &ones)?;
+    exe.write_input("b", &ones)?;
+    let t = time_runs(&mut exe, reps)?;
+    let gflops = 2.0 * (n as f64).powi(3) / t.as_secs_f64() / 1e9;
+    Ok(json!({ "n": n, "dtype": "f32", "ms": t.as_secs_f64() * 1e3, "gflop_s": gflops }))
+}
+
+/// Batch-1 4-bit GEMV `[1, k] x [n, k]^T` with group-32 scales.
+fn quant_gemv(
+    gpu: &Gpu,
+    k: usize,
+    n: usize,
+    copy: f64,
+    reps: usize,
+) -> Result<Value, Box<dyn std::error::Error>> {
+    let mut g = Graph::new();
+    let x = g.input("x", [1, k], DType::F32);
+    let w = g.param("w", [n, k / 8], DType::U32);
+    let s = g.param("s", [n, k / 32], DType::F32);
+    let b = g.param("b", [n, k / 32], DType::F32);
+    let y = g.add(Op::QuantMatMul { bits: 4, group_size: 32 }, &[x, w, s, b])?;
+    let y = g.add(Op::Binary(BinaryOp::Add), &[y, y])?;
+    g.add_output(y)?;
+    let mut exe = load(gpu, &g)?;
+    exe.write_param("w", &vec![0x5a; n * k / 2])?;
+    exe.write_param("s", &vec![0; n * k / 8])?;
+    exe.write_param("b", &vec![0; n * k / 8])?;
+    let t = time_runs(&mut exe, reps)?;
+    // Packed codes plus f32 scales and biases: what a decode step streams for this matrix.
+    let bytes = (n * k / 2 + 2 * n * k / 8) as f64;
+    let gb_s = bytes / t.as_secs_f64() / 1e9;
+    Ok(
+        json!({ "k": k, "n": n, "ms": t.as_secs_f64() * 1e3, "gb_s": gb_s, "percent_of_copy": 100.0 * gb_s / copy }),
+    )
+}
+
+fn model_bench(
+    gpu: &Arc<Gpu>,
+    path: &std::path::Path,
+    args: &Args,
+) -> Result<Value, Box<dyn std::error::Error>> {
+    let max =
+        args.prefill.iter().copied().max().unwrap_or(128).max(args.decode_tokens + 1) + args.decode_tokens;
+    let mut model = LlamaModel::load(path, gpu.clone(), Some(max.next_power_of_two()))?;
+    let mut prefill = Vec::new();
+    for &len in &args.prefill {
+        let ids: Vec<u32> = (0..len as u32).map(|i| 100 + i % 1000).collect();
+        model.prepare(len, false)?;
+        model.prefill(&ids, false)?;
+        let start = Instant::now();
+        model.prefill(&ids, false)?;
+        let t = start.elapsed().as_secs_f64();
+        prefill.push(json!({ "tokens": len, "tok_s": len as f64 / t }));
+    }
+    let mut token = model.prefill(&[1, 2, 3], false)?.next;
+    let start = Instant::now();
+    for pos in 3..3 + args.decode_tokens {
+        token = model.decode(token, pos, false)?.next;
+    }
+    let decode = args.decode_tokens as f64 / start.elapsed().as_secs_f64();
+    Ok(json!({
+        "name": model.name,
+        "prefill": prefill,
+        "decode_tok_s": decode,
+        "dispatches_per_token": model.dispatches_per_token()?,
+        "peak_memory_bytes": gpu.memory().peak_bytes,
+    }))
+}
+
+fn print_human(v: &Value) {
+    println!("{} ({})", v["adapter"].as_str().unwrap_or("?"), v["backend"]);
+    if let Some(c) = v["copy_gb_s"].as_f64() {
+        println!("copy bandwidth: {c:.1} GB/s");
+    }
+    for g in v["gemm"].as_array().into_iter().flatten() {
+        println!(
+            "gemm f32 {}^3: {:.2} ms, {:.1} GFLOP/s",
+            g["n"],
+            g["ms"].as_f64().unwrap_or(0.0),
+            g["gflop_s"].as_f64().unwrap_or(0.0)
+        );
+    }
+    for g in v["quant_gemv_q4"].as_array().into_iter().flatten() {
+        println!(
+            "gemv q4 {}x{}: {:.3} ms, {:.1} GB/s ({:.0}% of copy)",
+            g["k"],
+            g["n"],
+            g["ms"].as_f64().unwrap_or(0.0),
+            g["gb_s"].as_f64().unwrap_or(0.0),
+            g["percent_of_copy"].as_f64().unwrap_or(0.0)
+        );
+    }
+    let m = &v["model"];
+    if !m.is_null() {
+        for p in m["prefill"].as_array().into_iter().flatten() {
+            println!(
+                "{}: prefill {} tokens: {:.1} tok/s",
+                m["name"],
+                p["tokens"],
+                p["tok_s"].as_f64().unwrap_or(0.0)
+            );
+        }
+        println!(
+            "{}: decode {:.1} tok/s, {} dispatches/token, peak memory {:.1} MB",
+            m["name"],
+            m["decode_tok_s"].as_f64().unwrap_or(0.0),
+            m["dispatches_per_token"],
+            m["peak_memory_bytes"].as_f64().unwrap_or(0.0) / 1e6
+        );
+    }
+}
