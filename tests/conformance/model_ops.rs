@@ -1,0 +1,228 @@
+//! Conformance cases for the model ops: iota, write_slice, state (KV cache), attention,
+//! quantized matmul and gather.
+
+use super::{Builder, Case, SIZES};
+use crate::common::Domain;
+use rand::Rng;
+use rand::rngs::StdRng;
+use tessera::layers::ir::interp::Tensor;
+use tessera::layers::ir::{DType, NodeId, Op, ReduceKind, Shape, float};
+
+pub(crate) fn iota_cases(rng: &mut StdRng) -> Vec<Case> {
+    let mut cases = Vec::new();
+    for dtype in [DType::F32, DType::F16, DType::I32, DType::U32] {
+        let shapes = SIZES.iter().map(|&n| (vec![n], 0)).chain([
+            (vec![3, 50], 0),
+            (vec![3, 50], 1),
+            (vec![2, 783, 3], 1),
+        ]);
+        for (shape, axis) in shapes {
+            let op = Op::Iota { shape: Shape::from(shape.clone()), axis, dtype };
+            let mut b = Builder::new(rng);
+            let y = b.op(op.clone(), &[]);
+            cases.push(b.finish(format!("iota {dtype}{shape:?} axis {axis}"), op, y, 1));
+        }
+    }
+    cases
+}
+
+impl Builder<'_> {
+    /// An input holding exactly `values`.
+    fn data(&mut self, shape: &[usize], dtype: DType, values: Vec<f64>) -> NodeId {
+        let name = format!("x{}", self.bindings.len());
+        let id = self.graph.input(&name, shape.to_vec(), dtype);
+        self.bindings.push((name, Tensor::new(shape.to_vec(), dtype, values)));
+        id
+    }
+
+    /// A packed `[rows, k]` table: random u32 words, scales ~U(0.01, 0.1), biases ~U(-0.1, 0.1).
+    fn packed(&mut self, rows: usize, k: usize, bits: u32, group: usize, dtype: DType) -> [NodeId; 3] {
+        let words = (0..rows * k * bits as usize / 32).map(|_| self.rng.random::<u32>() as f64).collect();
+        let w = self.data(&[rows, k * bits as usize / 32], DType::U32, words);
+        let groups = rows * k / group;
+        let scales = (0..groups).map(|_| self.rng.random_range(0.01..0.1)).collect();
+        let biases = (0..groups).map(|_| self.rng.random_range(-0.1..0.1)).collect();
+        let scales = self.data(&[rows, k / group], dtype, scales);
+        let biases = self.data(&[rows, k / group], dtype, biases);
+        [w, scales, biases]
+    }
+}
+
+pub(crate) fn write_slice_cases(rng: &mut StdRng) -> Vec<Case> {
+    let mut cases = Vec::new();
+    // (dst, src, axis, offset): inside, flush with the end, running past it, wholly past it.
+    let layouts: [(&[usize], &[usize], usize, u32); 8] = [
+        (&[3, 50], &[3, 7], 1, 0),
+        (&[3, 50], &[3, 7], 1, 20),
+        (&[3, 50], &[3, 7], 1, 43),
+        (&[3, 50], &[3, 7], 1, 48),
+        (&[3, 50], &[3, 7], 1, 100),
+        (&[783], &[5], 0, 780),
+        (&[2, 3, 4], &[2, 3, 2], 2, 3),
+        (&[4096, 1], &[1, 1], 0, 4095),
+    ];
+    for dtype in DType::ALL {
+        for (dst, src, axis, offset) in layouts {
+            let op = Op::WriteSlice { axis };
+            let mut b = Builder::new(rng);
+            let d = b.input(dst, dtype, Domain::Any);
+            let s = b.input(src, dtype, Domain::Any);
+            let o = b.data(&[1], DType::U32, vec![offset as f64]);
+            let y = b.op(op.clone(), &[d, s, o]);
+            cases.push(b.finish(format!("write_slice {dtype}{dst:?} <- {src:?} at {offset}"), op, y, 1));
+        }
+    }
+    cases
+}
+
+/// States start at zero (in the interpreter and on a freshly loaded plan), so one run compares.
+pub(crate) fn state_cases(rng: &mut StdRng) -> Vec<Case> {
+    let mut cases = Vec::new();
+    let state = |name: &str, shape: &[usize], dtype| Op::State {
+        name: name.into(),
+        shape: Shape::from(shape),
+        dtype,
+    };
+    for dtype in [DType::F32, DType::F16, DType::I32] {
+        for offset in [0, 3, 5] {
+            // The updated state itself as the output (a copy out of the state's buffer).
+            let mut b = Builder::new(rng);
+            let cache = b.op(state("cache", &[5, 4], dtype), &[]);
+            let src = b.input(&[2, 4], dtype, Domain::Any);
+            let at = b.data(&[1], DType::U32, vec![offset as f64]);
+            let op = Op::WriteSlice { axis: 0 };
+            let y = b.op(op.clone(), &[cache, src, at]);
+            cases.push(b.finish(format!("state {dtype}[5,4] write at {offset}"), op.clone(), y, 1));
+            // Something computed from it.
+            let mut b = Builder::new(rng);
+            let cache = b.op(state("cache", &[3, 50], dtype), &[]);
+            let src = b.input(&[3, 20], dtype, Domain::Any);
+            let at = b.data(&[1], DType::U32, vec![offset as f64 * 10.0]);
+            let y = b.op(Op::WriteSlice { axis: 1 }, &[cache, src, at]);
+            let sum = b.op(Op::Reduce { kind: ReduceKind::Sum, axes: vec![1], keepdims: false }, &[y]);
+            cases.push(b.finish(
+                format!("state {dtype}[3,50] write at {} then sum", offset * 10),
+                op,
+                sum,
+                50,
+            ));
+        }
+    }
+    // A KV cache: new keys and values written at `pos`, attention over the updated caches.
+    for dtype in [DType::F32, DType::F16] {
+        for (s, pos) in [(1, 0), (1, 37), (7, 20)] {
+            let mut b = Builder::new(rng);
+            let q = b.input(&[1, 4, s, 8], dtype, Domain::Any);
+            let k_new = b.input(&[1, 2, s, 8], dtype, Domain::Any);
+            let v_new = b.input(&[1, 2, s, 8], dtype, Domain::Any);
+            let at = b.data(&[1], DType::U32, vec![pos as f64]);
+            let len = b.data(&[1], DType::U32, vec![(pos + s) as f64]);
+            let k_cache = b.op(state("k", &[1, 2, 64, 8], dtype), &[]);
+            let v_cache = b.op(state("v", &[1, 2, 64, 8], dtype), &[]);
+            let k = b.op(Op::WriteSlice { axis: 2 }, &[k_cache, k_new, at]);
+            let v = b.op(Op::WriteSlice { axis: 2 }, &[v_cache, v_new, at]);
+            let op = Op::Attention { scale: float(0.35).expect("not NaN"), causal: true };
+            let y = b.op(op.clone(), &[q, k, v, len]);
+            cases.push(b.finish(format!("state kv cache {dtype} S={s} at {pos}, attention"), op, y, 64));
+        }
+    }
+    cases
+}
+
+/// (B, Hq, Hkv, S, T, D, Dv, causal, kv_len per batch)
+pub(crate) type AttentionLayout = (usize, usize, usize, usize, usize, usize, usize, bool, &'static [u32]);
+
+pub(crate) fn attention_cases(rng: &mut StdRng) -> Vec<Case> {
+    let mut cases = Vec::new();
+    let layouts: [AttentionLayout; 14] = [
+        (1, 1, 1, 1, 1, 2, 2, false, &[1]),
+        (1, 1, 1, 1, 1, 2, 2, true, &[1]),
+        (1, 9, 3, 1, 64, 64, 64, true, &[1]),
+        (1, 9, 3, 1, 64, 64, 64, true, &[37]),
+        (1, 9, 3, 1, 64, 64, 64, true, &[64]),
+        (1, 9, 3, 7, 64, 64, 64, true, &[7]),
+        (1, 9, 3, 7, 64, 64, 64, true, &[30]),
+        (2, 4, 2, 3, 16, 8, 8, false, &[16, 5]),
+        (2, 4, 2, 3, 16, 8, 8, true, &[16, 5]),
+        (1, 2, 1, 3, 8, 4, 4, true, &[1]),
+        (1, 2, 1, 2, 8, 4, 4, false, &[0]),
+        (1, 2, 1, 2, 8, 4, 4, false, &[20]),
+        (1, 2, 2, 2, 150, 4, 100, false, &[150]),
+        (1, 2, 2, 3, 150, 16, 3, true, &[129]),
+    ];
+    for dtype in [DType::F32, DType::F16] {
+        for (b_, hq, hkv, s, t, d, dv, causal, kv_len) in layouts {
+            let mut b = Builder::new(rng);
+            let q = b.input(&[b_, hq, s, d], dtype, Domain::Any);
+            let k = b.input(&[b_, hkv, t, d], dtype, Domain::Any);
+            let v = b.input(&[b_, hkv, t, dv], dtype, Domain::Any);
+            let len = b.data(&[b_], DType::U32, kv_len.iter().map(|&l| l as f64).collect());
+            let op = Op::Attention { scale: float(1.0 / (d as f64).sqrt()).expect("not NaN"), causal };
+            let y = b.op(op.clone(), &[q, k, v, len]);
+            let name = format!(
+                "attention {dtype} B={b_} Hq={hq} Hkv={hkv} S={s} T={t} D={d} Dv={dv} causal={causal} kv_len={kv_len:?}"
+            );
+            cases.push(b.finish(name, op, y, t));
+        }
+    }
+    cases
+}
+
+pub(crate) fn quant_matmul_cases(rng: &mut StdRng) -> Vec<Case> {
+    let mut cases = Vec::new();
+    // (M, K, N): the gemv path up to 8 rows of x, the tiled path above.
+    let shapes =
+        [(1, 64, 3), (1, 576, 783), (3, 576, 50), (8, 64, 50), (9, 64, 50), (50, 64, 783), (50, 576, 3)];
+    for (bits, groups) in [(4, [8, 32, 64]), (8, [16, 32, 64])] {
+        for group_size in groups {
+            for (i, (m, k, n)) in shapes.into_iter().enumerate() {
+                for dtype in [DType::F32, DType::F16] {
+                    let scale_dtype = if i % 2 == 0 { dtype } else { DType::F32 };
+                    let op = Op::QuantMatMul { bits, group_size };
+                    let mut b = Builder::new(rng);
+                    let x = b.input(&[m, k], dtype, Domain::Any);
+                    let [w, scales, biases] = b.packed(n, k, bits, group_size as usize, scale_dtype);
+                    let y = b.op(op.clone(), &[x, w, scales, biases]);
+                    let name = format!(
+                        "quant_matmul q{bits} g{group_size} {dtype} scales {scale_dtype} [{m},{k}]x[{n},{k}]^T"
+                    );
+                    cases.push(b.finish(name, op, y, k));
+                }
+            }
+        }
+    }
+    // x with batch dimensions.
+    let op = Op::QuantMatMul { bits: 4, group_size: 32 };
+    let mut b = Builder::new(rng);
+    let x = b.input(&[2, 3, 64], DType::F32, Domain::Any);
+    let [w, scales, biases] = b.packed(50, 64, 4, 32, DType::F16);
+    let y = b.op(op.clone(), &[x, w, scales, biases]);
+    cases.push(b.finish("quant_matmul q4 g32 f32 [2,3,64]".into(), op, y, 64));
+    cases
+}
+
+pub(crate) fn quant_gather_cases(rng: &mut StdRng) -> Vec<Case> {
+    let mut cases = Vec::new();
+    for rows in [50, 783] {
+        for (i, (bits, group_size, k)) in
+            [(4, 32, 64), (8, 64, 576), (4, 64, 576), (8, 16, 64)].into_iter().enumerate()
+        {
+            for dtype in [DType::F32, DType::F16] {
+                let op = Op::QuantGather { bits, group_size };
+                let mut b = Builder::new(rng);
+                let [w, scales, biases] = b.packed(rows, k, bits, group_size as usize, dtype);
+                let (idx_dtype, idx) = if i % 2 == 0 {
+                    (DType::I32, (0..7).map(|_| b.rng.random_range(-3..rows as i64 + 10) as f64).collect())
+                } else {
+                    (DType::U32, (0..7).map(|_| b.rng.random_range(0..rows as i64 + 10) as f64).collect())
+                };
+                let idx = b.data(&[7], idx_dtype, idx);
+                let y = b.op(op.clone(), &[w, scales, biases, idx]);
+                let name =
+                    format!("quant_gather q{bits} g{group_size} {dtype} [{rows},{k}] {idx_dtype} indices");
+                cases.push(b.finish(name, op, y, 1));
+            }
+        }
+    }
+    cases
+}
