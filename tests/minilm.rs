@@ -71,3 +71,34 @@ fn minilm_matches_sentence_transformers() {
         assert!(c >= 0.9999, "{short:?}: batched vs alone cosine {c}");
     }
 }
+
+/// Sentences per second at batch 1 and batch 32 (short sentences, the 16-token bucket) and the
+/// peak GPU memory; plans are compiled and warmed up before timing. Run with
+/// `cargo test --release --test minilm -- --ignored --nocapture`.
+#[test]
+#[ignore = "benchmark"]
+fn minilm_throughput() {
+    let Some(mut model) = load() else { return };
+    let (sentences, ..) = golden();
+    let short: Vec<&str> = sentences.iter().map(String::as_str).filter(|s| s.len() < 60).collect();
+    let texts: Vec<&str> = short.iter().copied().cycle().take(32).collect();
+    let ids = model.tokenize(&texts).expect("tokenizes");
+    for batch in [1usize, 32] {
+        let shape = tessera_models::bert::EncodeShape { batch, seq: 16 };
+        let group: Vec<&[u32]> = ids.iter().take(batch).map(Vec::as_slice).collect();
+        model.run_batch(shape, &group).expect("warm-up");
+        let runs = if batch == 1 { 32 } else { 4 };
+        let start = std::time::Instant::now();
+        for _ in 0..runs {
+            model.run_batch(shape, &group).expect("runs");
+        }
+        let s = start.elapsed().as_secs_f64();
+        eprintln!(
+            "batch {batch:>2} x 16 tokens: {:.1} sentences/s ({:.1} ms per run) on {}",
+            (runs * batch) as f64 / s,
+            s * 1e3 / runs as f64,
+            model.gpu().report().name
+        );
+    }
+    eprintln!("peak GPU memory: {:.1} MB", model.gpu().memory().peak_bytes as f64 / 1e6);
+}

@@ -274,32 +274,37 @@ impl BertModel {
         Ok(Embeddings { token_ids, vectors })
     }
 
-    /// Embeds already tokenized sentences: sorted by length, grouped into runs of one length
-    /// bucket and up to the largest batch bucket, results returned in input order.
+    /// Embeds already tokenized sentences in the runs [`BertModel::batches`] plans; vectors come
+    /// back in input order.
     pub fn embed_ids(&mut self, ids: &[Vec<u32>]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        let mut order: Vec<usize> = (0..ids.len()).collect();
-        order.sort_by_key(|&i| ids[i].len());
         let mut vectors = vec![Vec::new(); ids.len()];
-        let mut start = 0;
-        while start < order.len() {
-            let seq = self.length_bucket(ids[order[start]].len())?;
-            let max_batch = BATCH_BUCKETS[BATCH_BUCKETS.len() - 1];
-            let mut end = start + 1;
-            while end < order.len()
-                && end - start < max_batch
-                && self.length_bucket(ids[order[end]].len())? == seq
-            {
-                end += 1;
-            }
-            let group: Vec<&[u32]> = order[start..end].iter().map(|&i| ids[i].as_slice()).collect();
-            let batch = BATCH_BUCKETS.iter().copied().find(|&b| b >= group.len()).unwrap_or(max_batch);
-            let out = self.run_batch(EncodeShape { batch, seq }, &group)?;
-            for (&i, v) in order[start..end].iter().zip(out) {
+        for (shape, rows) in self.batches(ids)? {
+            let group: Vec<&[u32]> = rows.iter().map(|&i| ids[i].as_slice()).collect();
+            for (&i, v) in rows.iter().zip(self.run_batch(shape, &group)?) {
                 vectors[i] = v;
             }
-            start = end;
         }
         Ok(vectors)
+    }
+
+    /// How `ids` are run: sorted by length, grouped into runs of one length bucket and at most
+    /// the largest batch bucket; each run's bucket and the input indices it holds.
+    pub fn batches(&self, ids: &[Vec<u32>]) -> Result<Vec<(EncodeShape, Vec<usize>)>, EmbedError> {
+        let mut order: Vec<usize> = (0..ids.len()).collect();
+        order.sort_by_key(|&i| ids[i].len());
+        let max_batch = BATCH_BUCKETS[BATCH_BUCKETS.len() - 1];
+        let mut runs: Vec<(EncodeShape, Vec<usize>)> = Vec::new();
+        for i in order {
+            let seq = self.length_bucket(ids[i].len())?;
+            match runs.last_mut() {
+                Some((shape, rows)) if shape.seq == seq && rows.len() < max_batch => rows.push(i),
+                _ => runs.push((EncodeShape { batch: 0, seq }, vec![i])),
+            }
+        }
+        for (shape, rows) in &mut runs {
+            shape.batch = BATCH_BUCKETS.iter().copied().find(|&b| b >= rows.len()).unwrap_or(max_batch);
+        }
+        Ok(runs)
     }
 
     /// The padded length a sentence of `len` tokens runs at.
@@ -313,9 +318,13 @@ impl BertModel {
         Ok(LENGTH_BUCKETS.iter().copied().find(|&b| b >= len).unwrap_or(len).min(max))
     }
 
-    /// Compiles and loads the plan for `shape`, so that timing measures running, not compiling.
-    pub fn prepare(&mut self, shape: EncodeShape) -> Result<(), EmbedError> {
-        self.plan(shape).map(|_| ())
+    /// Compiles and loads the plans embedding `ids` will use, so that timing measures running,
+    /// not compiling.
+    pub fn prepare(&mut self, ids: &[Vec<u32>]) -> Result<(), EmbedError> {
+        for (shape, _) in self.batches(ids)? {
+            self.plan(shape)?;
+        }
+        Ok(())
     }
 
     fn plan(&mut self, shape: EncodeShape) -> Result<&mut Executable, EmbedError> {
