@@ -7,6 +7,7 @@ mod common;
 use serde_json::Value;
 use std::sync::Arc;
 use tessera::layers::runtime::Gpu;
+use tessera_models::convert::{ConvertOptions, convert};
 use tessera_models::llama::{GenerateOptions, LlamaModel, generate};
 use tessera_models::sample::{SamplerConfig, top_logprobs};
 use tessera_models::tokenizer::ChatMessage;
@@ -46,31 +47,28 @@ fn ids(v: &Value) -> Vec<u32> {
     v.as_array().expect("array").iter().map(|x| x.as_u64().expect("id") as u32).collect()
 }
 
-#[test]
-fn smollm2_matches_transformers_greedy_and_top5() {
-    let Some(_) = common::gpu() else { return };
-    let Some(path) = model_path() else { return };
-    let gpu = Arc::new(Gpu::from_env().expect("gpu"));
-    let mut model = LlamaModel::load(&path, gpu, Some(256)).expect("model loads");
+/// Checks every golden case on `model`; the top-5 comparison only when `top5`.
+fn check_golden(model: &mut LlamaModel, top5: bool) {
     let golden: Value = serde_json::from_str(GOLDEN).expect("golden json");
     for case in golden["cases"].as_array().expect("cases") {
         let name = case["name"].as_str().unwrap_or("?");
-        let prompt = prompt_ids(&model, case);
+        let prompt = prompt_ids(model, case);
         assert_eq!(prompt, ids(&case["prompt_ids"]), "{name}: prompt token ids");
 
-        // Top-5 of the first token from the prefill logits.
-        let first = model.prefill(&prompt, true).expect("prefill");
-        let logits = first.logits.expect("logits requested");
-        let ours: Vec<u32> = top_logprobs(&logits, 5).iter().map(|t| t.0).collect();
-        let theirs: Vec<u32> = case["top5_first"]
-            .as_array()
-            .expect("top5")
-            .iter()
-            .map(|p| p[0].as_u64().unwrap_or(0) as u32)
-            .collect();
-        assert_eq!(ours[0], theirs[0], "{name}: most likely first token");
-        let overlap = ours.iter().filter(|t| theirs.contains(t)).count();
-        assert!(overlap >= 4, "{name}: top-5 {ours:?} vs transformers {theirs:?}");
+        if top5 {
+            let first = model.prefill(&prompt, true).expect("prefill");
+            let logits = first.logits.expect("logits requested");
+            let ours: Vec<u32> = top_logprobs(&logits, 5).iter().map(|t| t.0).collect();
+            let theirs: Vec<u32> = case["top5_first"]
+                .as_array()
+                .expect("top5")
+                .iter()
+                .map(|p| p[0].as_u64().unwrap_or(0) as u32)
+                .collect();
+            assert_eq!(ours[0], theirs[0], "{name}: most likely first token");
+            let overlap = ours.iter().filter(|t| theirs.contains(t)).count();
+            assert!(overlap >= 4, "{name}: top-5 {ours:?} vs transformers {theirs:?}");
+        }
 
         let options = GenerateOptions {
             max_tokens: GREEDY_TOKENS,
@@ -78,7 +76,7 @@ fn smollm2_matches_transformers_greedy_and_top5() {
             top_logprobs: 0,
             stop_ids: Vec::new(),
         };
-        let out = generate(&mut model, &prompt, &options, |_| {}).expect("generates");
+        let out = generate(model, &prompt, &options, |_| {}).expect("generates");
         let want = ids(&case["generated_ids"]);
         assert_eq!(
             out.generated_ids,
@@ -87,4 +85,31 @@ fn smollm2_matches_transformers_greedy_and_top5() {
             out.text
         );
     }
+}
+
+#[test]
+fn smollm2_matches_transformers_greedy_and_top5() {
+    let Some(_) = common::gpu() else { return };
+    let Some(path) = model_path() else { return };
+    let gpu = Arc::new(Gpu::from_env().expect("gpu"));
+    let mut model = LlamaModel::load(&path, gpu, Some(256)).expect("model loads");
+    check_golden(&mut model, true);
+}
+
+#[test]
+fn converted_mlx_directory_generates_the_same_tokens() {
+    let Some(_) = common::gpu() else { return };
+    let Some(path) = model_path() else { return };
+    let out = std::env::temp_dir().join(format!("tessera-convert-test-{}", std::process::id()));
+    let report = convert(&path, &out, ConvertOptions { quantize: None, group_size: 64 }).expect("converts");
+    assert_eq!(report.quantized_modules, 211, "210 Q4_1 linears and the Q8_0 embedding");
+    let config: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).expect("config"))
+            .expect("config json");
+    assert_eq!(config["quantization"]["bits"], 4);
+    assert_eq!(config["quantization"]["model.embed_tokens"]["bits"], 8);
+    let gpu = Arc::new(Gpu::from_env().expect("gpu"));
+    let mut model = LlamaModel::load(&out, gpu, Some(256)).expect("converted directory loads");
+    check_golden(&mut model, false);
+    let _ = std::fs::remove_dir_all(&out);
 }

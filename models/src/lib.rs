@@ -21,6 +21,7 @@
 
 pub mod bert;
 pub mod config;
+pub mod convert;
 mod file_bytes;
 pub mod gguf;
 pub mod llama;

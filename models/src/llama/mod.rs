@@ -2,6 +2,7 @@
 //! quantized on the GPU), the decoder built in the IR, and generation. Mirrors transformers'
 //! `modeling_llama.py`; the model card of each checkpoint cites its paper.
 
+mod checkpoint;
 mod generate;
 pub mod graph;
 mod model;

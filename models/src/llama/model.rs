@@ -6,6 +6,7 @@ use super::graph::{StepShape, build_step, inputs};
 use super::weights::{WeightError, WeightIndex};
 use crate::config::LlamaConfig;
 use crate::gguf::GgufFile;
+use crate::safetensors::ShardedSafetensors;
 use crate::tokenizer::ModelTokenizer;
 use std::collections::HashMap;
 use std::path::Path;
@@ -71,13 +72,22 @@ pub struct LlamaModel {
 }
 
 impl LlamaModel {
-    /// Loads a `.gguf` file onto `gpu` with a KV cache of `max_context` rows (default:
+    /// Loads a `.gguf` file, or a Hugging Face / mlx-community directory (config.json,
+    /// safetensors, tokenizer.json), onto `gpu` with a KV cache of `max_context` rows (default:
     /// min(model context, 4096)).
     pub fn load(path: &Path, gpu: Arc<Gpu>, max_context: Option<usize>) -> Result<LlamaModel, ModelError> {
-        let is_gguf = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf"));
-        if !is_gguf {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        if path.is_dir() {
+            let config = LlamaConfig::from_file(&path.join("config.json"))?;
+            let tokenizer = ModelTokenizer::from_dir(path)?;
+            let st = ShardedSafetensors::open_dir(path)
+                .map_err(|e| ModelError::Invalid(format!("{}: {e}", path.display())))?;
+            let weights = WeightIndex::from_safetensors(&st, &config)?;
+            return LlamaModel::from_parts(name, config, tokenizer, weights, gpu, max_context);
+        }
+        if !path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf")) {
             return Err(ModelError::Invalid(format!(
-                "{}: only .gguf Llama models load so far (Hugging Face directories come next)",
+                "{}: expected a .gguf file or a model directory with config.json",
                 path.display()
             )));
         }
@@ -85,7 +95,6 @@ impl LlamaModel {
         let config = gguf.llama_config()?;
         let tokenizer = ModelTokenizer::from_gguf(&gguf)?;
         let weights = WeightIndex::from_gguf(&gguf)?;
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         LlamaModel::from_parts(name, config, tokenizer, weights, gpu, max_context)
     }
 

@@ -163,14 +163,6 @@ impl WeightIndex {
                         w.insert_quant_linear(prefix, q);
                     } else if embedding {
                         w.insert_dense_embedding(prefix, *n, *k, &t.to_f32()?);
-                        if !gguf_has_output(gguf) {
-                            // Tied head: the transposed copy the lm_head matmul reads.
-                            let values = t.to_f32()?;
-                            let mut tied = WeightIndex::default();
-                            tied.insert_dense_linear("lm_head", *n, *k, &values);
-                            w.params.extend(tied.params);
-                            w.linears.extend(tied.linears);
-                        }
                     } else {
                         w.insert_dense_linear(prefix, *n, *k, &t.to_f32()?);
                     }
@@ -178,12 +170,22 @@ impl WeightIndex {
                 _ => return Err(err(format!("unexpected shape {shape:?} for {ty}"))),
             }
         }
+        w.tie_dense_head();
         Ok(w)
     }
-}
 
-fn gguf_has_output(gguf: &GgufFile) -> bool {
-    gguf.tensor("output.weight").is_some()
+    /// Without an `lm_head`, a float embedding also serves as the head: add the transposed copy
+    /// the head's matmul reads (a quantized embedding is read by both ops as it is).
+    pub fn tie_dense_head(&mut self) {
+        if self.has("lm_head") {
+            return;
+        }
+        let Some(Linear::Dense { k, n }) = self.linears.get("model.embed_tokens").copied() else { return };
+        let Some(table) = self.params.get("model.embed_tokens.weight") else { return };
+        let values: Vec<f32> =
+            table.bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        self.insert_dense_linear("lm_head", n, k, &values);
+    }
 }
 
 /// An affine-quantized `[rows, cols]` matrix in the MLX layout.

@@ -2,6 +2,7 @@
 //! `convert`, `bench`).
 
 mod bench;
+mod convert;
 mod devices;
 mod embed;
 mod generate;
@@ -26,6 +27,8 @@ enum Command {
     Generate(generate::Args),
     /// Embed sentences with a BERT-family sentence-transformers model (all-MiniLM-L6-v2).
     Embed(embed::Args),
+    /// Convert a GGUF or Hugging Face model into an mlx-community style directory.
+    Convert(convert::Args),
     /// Time kernels (GEMM, quantized GEMV vs copy bandwidth) and model prefill/decode.
     Bench(bench::Args),
 }
@@ -44,6 +47,7 @@ fn main() -> ExitCode {
         Command::Devices(args) => devices::run(&args),
         Command::Generate(args) => generate::run(&args),
         Command::Embed(args) => embed::run(&args),
+        Command::Convert(args) => convert::run(&args),
         Command::Bench(args) => bench::run(&args),
     };
     match result {
