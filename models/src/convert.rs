@@ -127,7 +127,7 @@ fn push_float(
 ) {
     let linear = shape.len() == 2 && name.ends_with(".weight");
     match (options.quantize, linear) {
-        (Some(bits), true) if shape[1] % options.group_size as usize == 0 => {
+        (Some(bits), true) if shape[1].is_multiple_of(options.group_size as usize) => {
             let q = quantize_affine(values, shape[0], shape[1], bits, options.group_size);
             push_quant(out, name.trim_end_matches(".weight"), &q);
         }

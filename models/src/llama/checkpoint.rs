@@ -91,14 +91,14 @@ fn quant_matrix(
     scales: &TensorView<'_>,
     biases: &TensorView<'_>,
 ) -> Result<QuantMatrix, String> {
-    if w.dtype != Dtype::U32 || k == 0 || (words * 32) % k != 0 {
+    if w.dtype != Dtype::U32 || k == 0 || !(words * 32).is_multiple_of(k) {
         return Err(format!("{:?} codes [{n}, {words}] do not pack rows of {k}", w.dtype));
     }
     let bits = (words * 32 / k) as u32;
     let groups = scales.shape.get(1).copied().unwrap_or(0);
     if !matches!(bits, 4 | 8)
         || groups == 0
-        || k % groups != 0
+        || !k.is_multiple_of(groups)
         || scales.shape != [n, groups]
         || biases.shape != scales.shape
     {
