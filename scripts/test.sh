@@ -12,4 +12,6 @@ if ! ls /usr/share/vulkan/icd.d/*.json >/dev/null 2>&1 || ! ldconfig -p | grep -
 fi
 
 scripts/fetch-models.sh
+# Mesa's Vulkan loader complains on every device open when this is unset (headless machines).
+export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
 cargo test --release --workspace "$@"
