@@ -17,16 +17,22 @@
 #![warn(missing_docs)]
 
 pub mod codegen;
+pub mod cost;
+pub mod egraph;
 mod error;
+pub mod fuse;
 pub mod lower;
 pub mod memory;
 pub mod pipeline;
 pub mod plan;
+pub mod rules;
 pub mod target;
 mod validate;
 
 pub use error::CompileError;
 pub use pipeline::{CompileOptions, compile};
-pub use plan::{Access, BufferDesc, BufferId, BufferRole, Dispatch, IoBinding, KernelSource, Plan};
+pub use plan::{
+    Access, BufferDesc, BufferId, BufferRole, Dispatch, IoBinding, KernelReport, KernelSource, Plan,
+};
 pub use target::{DeviceProfile, Limits};
 pub use validate::validate_kernel;

@@ -6,13 +6,23 @@
 use crate::codegen::{
     Launch, Target, Value, attention, elementwise, matmul, movement, norm, quant, reduce, rope,
 };
+use crate::fuse::Schedule;
+use crate::fuse::codegen::{fused_kernel, inline_of};
+use crate::fuse::inline::KernelFusion;
 use crate::memory::MemoryPlan;
-use crate::{BufferId, CompileError, Dispatch, IoBinding, Plan};
+use crate::{BufferId, CompileError, Dispatch, IoBinding, KernelReport, Plan};
 use std::collections::HashMap;
+use std::sync::Arc;
 use tessera_ir::{Graph, Node, NodeId, Op};
 
-/// Builds the plan's kernels, dispatches and bindings for `graph` from its memory plan.
-pub fn lower(graph: &Graph, target: &Target, memory: &MemoryPlan) -> Result<Plan, CompileError> {
+/// Builds the plan's kernels, dispatches and bindings for `graph` from its memory plan and
+/// fusion schedule.
+pub fn lower(
+    graph: &Graph,
+    target: &Target,
+    memory: &MemoryPlan,
+    schedule: &Schedule,
+) -> Result<Plan, CompileError> {
     let mut plan = Plan { buffers: memory.buffers.clone(), ..Plan::default() };
     let mut kernel_index: HashMap<String, usize> = HashMap::new();
     let value = |id: NodeId| {
@@ -25,8 +35,17 @@ pub fn lower(graph: &Graph, target: &Target, memory: &MemoryPlan) -> Result<Plan
             reason: format!("{id} has no buffer"),
         })
     };
-    let mut emit = |plan: &mut Plan, launch: Launch, buffers: Vec<BufferId>| {
+    let mut emit = |plan: &mut Plan, launch: Launch, buffers: Vec<BufferId>, ops: Vec<String>| {
         let next = plan.kernels.len();
+        let bytes = buffers.iter().map(|b| plan.buffers[b.0 as usize].size).sum::<u64>();
+        plan.report.push(KernelReport {
+            dispatch: plan.dispatches.len(),
+            kernel: launch.kernel.name.clone(),
+            ops,
+            bindings: buffers.len(),
+            bytes,
+            cost_us: crate::cost::LAUNCH_US + bytes as f64 / crate::cost::BYTES_PER_US,
+        });
         let kernel = *kernel_index.entry(launch.kernel.wgsl.clone()).or_insert(next);
         if kernel == next {
             plan.kernels.push(launch.kernel);
@@ -46,28 +65,84 @@ pub fn lower(graph: &Graph, target: &Target, memory: &MemoryPlan) -> Result<Plan
         if !memory.computes[id.index()] || node.shape.numel() == 0 {
             continue;
         }
-        let operands: Vec<Value> = node.inputs.iter().map(|&i| value(i)).collect();
         let out = value(id);
-        let mut operand_buffers = Vec::with_capacity(node.inputs.len() + 1);
-        for &i in &node.inputs {
-            operand_buffers.push(buffer(i)?);
-        }
         let out_buffer = buffer(id)?;
-        for (used, launch) in launches(target, node, &operands, &out, memory.in_place[id.index()])? {
-            let mut bound: Vec<BufferId> = used.iter().map(|&k| operand_buffers[k]).collect();
+        if schedule.fused_elementwise(graph, id) {
+            let inline = inline_of(graph, schedule, &value, id, None);
+            let mut bound = Vec::with_capacity(inline.leaves.len() + 1);
+            for &l in &schedule.kernel_reads(graph, id) {
+                bound.push(buffer(l)?);
+            }
             bound.push(out_buffer);
-            emit(&mut plan, launch, bound);
+            let ops = inline.ops.iter().map(|o| o.op.mnemonic()).collect();
+            emit(&mut plan, fused_kernel(target, &inline, &out)?, bound, ops);
+            continue;
+        }
+        // A kernel with an epilogue is its host's kernel, storing this node's value.
+        let host = schedule.epilogue[id.index()].unwrap_or(id);
+        let host_node = graph.node(host);
+        let in_place = memory.in_place[host.index()];
+        let used = used_slots(host_node, in_place);
+        let mut fusion = KernelFusion::default();
+        let mut ops = vec![host_node.op.mnemonic()];
+        for &k in &used {
+            let operand = host_node.inputs[k];
+            let prologue =
+                schedule.inlined[operand.index()].then(|| inline_of(graph, schedule, &value, operand, None));
+            if let Some(p) = &prologue {
+                ops.extend(p.ops.iter().map(|o| o.op.mnemonic()));
+            }
+            fusion.prologues.push(prologue);
+        }
+        if host != id {
+            let epilogue = inline_of(graph, schedule, &value, id, Some(host));
+            ops.extend(epilogue.ops.iter().map(|o| o.op.mnemonic()));
+            fusion.epilogue = Some(epilogue);
+        }
+        let fused = fusion.epilogue.is_some() || fusion.prologues.iter().any(Option::is_some);
+        let host_target = Target { fusion: fused.then(|| Arc::new(fusion.clone())), ..target.clone() };
+        let operands: Vec<Value> = host_node.inputs.iter().map(|&i| value(i)).collect();
+        let host_out = value(host);
+        for (launch_used, launch) in launches(&host_target, host_node, &operands, &host_out, in_place)? {
+            let mut bound: Vec<BufferId> = Vec::new();
+            for (j, &k) in launch_used.iter().enumerate() {
+                let operand = host_node.inputs[k];
+                match fusion.prologues.get(j).and_then(Option::as_ref) {
+                    Some(_) => {
+                        for l in schedule.slot_leaves(graph, host, k) {
+                            bound.push(buffer(l)?);
+                        }
+                    }
+                    None => bound.push(buffer(operand)?),
+                }
+            }
+            bound.push(out_buffer);
+            if host != id {
+                for l in schedule.epilogue_leaves(graph, id, host) {
+                    bound.push(buffer(l)?);
+                }
+            }
+            emit(&mut plan, launch, bound, ops.clone());
         }
     }
     for (k, slot) in memory.outputs.iter().enumerate() {
         let v = value(slot.node);
         if slot.copy && v.numel() > 0 {
             let launch = movement::copy(target, &v, &v)?;
-            emit(&mut plan, launch, vec![buffer(slot.node)?, slot.buffer]);
+            emit(&mut plan, launch, vec![buffer(slot.node)?, slot.buffer], vec!["copy".into()]);
         }
         plan.outputs.push(io(&format!("output{k}"), slot.buffer, &v));
     }
     Ok(plan)
+}
+
+/// Operand slots the kernel of `node` binds, in order (an in-place write skips its destination).
+fn used_slots(node: &Node, in_place: bool) -> Vec<usize> {
+    if in_place && matches!(node.op, Op::WriteSlice { .. }) {
+        vec![1, 2]
+    } else {
+        (0..node.inputs.len()).collect()
+    }
 }
 
 fn io(name: &str, buffer: BufferId, v: &Value) -> IoBinding {

@@ -5,6 +5,7 @@
 //! A `write_slice` into a `state` updates the state's buffer in place: its value aliases it.
 
 use crate::codegen::{Storage, buffer_bytes};
+use crate::fuse::Schedule;
 use crate::{BufferDesc, BufferId, BufferRole, CompileError, DeviceProfile};
 use tessera_ir::{Graph, NodeId, Op};
 
@@ -36,24 +37,11 @@ pub struct OutputSlot {
     pub copy: bool,
 }
 
-/// Plans buffers for `graph` on `profile`; `reuse` enables sharing of scratch buffers.
-pub fn plan(graph: &Graph, profile: &DeviceProfile, reuse: bool) -> Result<MemoryPlan, CompileError> {
+/// Which values some output or state update depends on, and which `write_slice` nodes update a
+/// state in place.
+pub fn liveness(graph: &Graph) -> (Vec<bool>, Vec<bool>) {
     let n = graph.len();
     let nodes = graph.nodes();
-    let storage: Vec<Storage> = nodes.iter().map(|node| Storage::of(node.dtype, profile)).collect();
-    let size = |i: usize| buffer_bytes(nodes[i].shape.numel(), storage[i]);
-    let limit = profile.limits.max_storage_buffer_binding_size.min(profile.limits.max_buffer_size);
-    // Splitting tensors larger than one binding comes later; until then it is an error.
-    for (i, node) in nodes.iter().enumerate() {
-        if size(i) > limit {
-            return Err(CompileError::Limit {
-                what: format!("{} ({}{}) buffer bytes", NodeId(i as u32), node.dtype, node.shape),
-                value: size(i),
-                limit,
-            });
-        }
-    }
-
     // A write into a state is a side effect the next run sees: always live.
     let in_place: Vec<bool> = nodes
         .iter()
@@ -73,9 +61,38 @@ pub fn plan(graph: &Graph, profile: &DeviceProfile, reuse: bool) -> Result<Memor
             }
         }
     }
+    (live, in_place)
+}
+
+/// Plans buffers for `graph` on `profile` under the fusion `schedule` (inlined values and
+/// epilogue hosts get no buffer); `reuse` enables sharing of scratch buffers.
+pub fn plan(
+    graph: &Graph,
+    profile: &DeviceProfile,
+    reuse: bool,
+    schedule: &Schedule,
+) -> Result<MemoryPlan, CompileError> {
+    let n = graph.len();
+    let nodes = graph.nodes();
+    let storage: Vec<Storage> = nodes.iter().map(|node| Storage::of(node.dtype, profile)).collect();
+    let size = |i: usize| buffer_bytes(nodes[i].shape.numel(), storage[i]);
+    let limit = profile.limits.max_storage_buffer_binding_size.min(profile.limits.max_buffer_size);
+    // Splitting tensors larger than one binding comes later; until then it is an error.
+    for (i, node) in nodes.iter().enumerate() {
+        if size(i) > limit {
+            return Err(CompileError::Limit {
+                what: format!("{} ({}{}) buffer bytes", NodeId(i as u32), node.dtype, node.shape),
+                value: size(i),
+                limit,
+            });
+        }
+    }
+    let (live, in_place) = liveness(graph);
     let is_leaf_or_alias =
         |op: &Op| matches!(op, Op::Input { .. } | Op::Param { .. } | Op::State { .. } | Op::Reshape { .. });
-    let computes: Vec<bool> = (0..n).map(|i| live[i] && !is_leaf_or_alias(&nodes[i].op)).collect();
+    let fused_away = |i: usize| schedule.inlined[i] || schedule.absorbed[i];
+    let computes: Vec<bool> =
+        (0..n).map(|i| live[i] && !is_leaf_or_alias(&nodes[i].op) && !fused_away(i)).collect();
 
     // Outputs that a node's own buffer can serve directly, and those that need a copy.
     let mut direct = vec![None; n];
@@ -92,14 +109,20 @@ pub fn plan(graph: &Graph, profile: &DeviceProfile, reuse: bool) -> Result<Memor
     let mut root: Vec<usize> = (0..n).collect();
     let mut end: Vec<usize> = (0..n).collect();
     for (i, node) in nodes.iter().enumerate() {
-        if matches!(node.op, Op::Reshape { .. }) || in_place[i] {
+        let alias = matches!(node.op, Op::Reshape { .. }) && !schedule.inlined[i];
+        if alias || in_place[i] {
             root[i] = root[node.inputs[0].index()];
         }
-        if live[i] {
-            for j in &node.inputs {
-                let r = root[j.index()];
-                end[r] = end[r].max(i);
-            }
+        let reads = if computes[i] {
+            schedule.kernel_reads(graph, NodeId(i as u32))
+        } else if alias && live[i] {
+            node.inputs.clone()
+        } else {
+            Vec::new()
+        };
+        for j in reads {
+            let r = root[j.index()];
+            end[r] = end[r].max(i);
         }
     }
     for &k in &copies {
@@ -124,6 +147,7 @@ pub fn plan(graph: &Graph, profile: &DeviceProfile, reuse: bool) -> Result<Memor
             Op::Input { name, .. } => Some(new_buffer(size(i), BufferRole::Input, name.clone())),
             Op::Param { name, .. } => Some(new_buffer(size(i), BufferRole::Param, name.clone())),
             Op::State { name, .. } => Some(new_buffer(size(i), BufferRole::State, name.clone())),
+            Op::Reshape { .. } if schedule.inlined[i] => None,
             Op::Reshape { .. } => value_buffer[node.inputs[0].index()],
             Op::WriteSlice { .. } if in_place[i] => value_buffer[node.inputs[0].index()],
             Op::Constant { .. }

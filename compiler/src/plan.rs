@@ -29,6 +29,26 @@ pub struct Plan {
     pub outputs: Vec<IoBinding>,
     /// Sum of all buffer sizes: the device memory the plan needs, known before it runs.
     pub peak_bytes: u64,
+    /// The optimizer's report, one entry per dispatch (empty in plans written before it existed).
+    #[serde(default)]
+    pub report: Vec<KernelReport>,
+}
+
+/// What one dispatch does, for `TESSERA_DEBUG` and tests: which ops it fused and what it moves.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct KernelReport {
+    /// Index into [`Plan::dispatches`].
+    pub dispatch: usize,
+    /// Kernel name.
+    pub kernel: String,
+    /// Ops computed by the dispatch (host op first, then fused prologue/epilogue ops).
+    pub ops: Vec<String>,
+    /// Storage buffers bound.
+    pub bindings: usize,
+    /// Bytes of the buffers bound (an upper bound on bytes moved).
+    pub bytes: u64,
+    /// Estimated cost in microseconds (cost model: launch + bytes).
+    pub cost_us: f64,
 }
 
 /// One device buffer.

@@ -5,8 +5,9 @@ use tessera_ir::{BinaryOp, DType, Graph, Op, ReduceKind, Shape, UnaryOp};
 
 type R = Result<(), Box<dyn std::error::Error>>;
 
+/// Structure tests look at one kernel per op: optimizations off (fusion has its own tests).
 fn build(profile: &DeviceProfile, g: &Graph) -> Result<Plan, CompileError> {
-    compile(g, profile, &CompileOptions::default())
+    compile(g, profile, &CompileOptions::unoptimized())
 }
 
 #[test]
@@ -131,7 +132,7 @@ fn scratch_buffers_are_reused_when_lifetimes_do_not_overlap() -> R {
     let no_reuse = compile(
         &g,
         &DeviceProfile::portable(),
-        &CompileOptions { reuse_buffers: false, ..Default::default() },
+        &CompileOptions { reuse_buffers: false, ..CompileOptions::unoptimized() },
     )?;
     assert_eq!(no_reuse.buffers.iter().filter(|b| b.role == BufferRole::Scratch).count(), 5);
     assert!(no_reuse.peak_bytes > plan.peak_bytes);

@@ -31,7 +31,7 @@ pub fn per_element(
     let wg = target.workgroup_size();
     let n = target.check_numel(&name, space.iter().product())?;
     let grid = Grid::linear(n.div_ceil(wg) as u64, &target.profile.limits)?;
-    let mut w = super::KernelWriter::new(name, wg);
+    let mut w = super::KernelWriter::new(name, wg).fused(target);
     let bindings: Vec<_> = reads.iter().map(|(v, _)| w.read(v.dtype, v.storage)).collect();
     let out_binding = w.write(out.0.dtype, out.0.storage);
 

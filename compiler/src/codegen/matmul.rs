@@ -75,7 +75,7 @@ pub fn matmul(target: &Target, a: &Value, b: &Value, out: &Value) -> Result<Laun
     let tiles_n = n.div_ceil(tile.bn as usize);
     let groups = (tiles_m * tiles_n * batch) as u64;
     let grid = Grid::linear(groups, &target.profile.limits)?;
-    let mut w = KernelWriter::new(name, tile.threads());
+    let mut w = KernelWriter::new(name, tile.threads()).fused(target);
     for (c, v) in [
         ("M", m),
         ("N", n),

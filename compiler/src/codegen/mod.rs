@@ -172,6 +172,8 @@ pub struct Target<'a> {
     pub profile: &'a DeviceProfile,
     /// Use subgroup builtins (the profile has them and the options allow them).
     pub subgroups: bool,
+    /// Prologues/epilogues fused into the kernel being generated.
+    pub fusion: Option<std::sync::Arc<crate::fuse::inline::KernelFusion>>,
 }
 
 impl Target<'_> {

@@ -89,7 +89,7 @@ fn concat_group(
     let name = format!("concat{}_{}", parts.len(), out.dtype.name());
     let n = target.check_numel(&name, region.iter().product())?;
     let grid = Grid::linear(n.div_ceil(wg) as u64, &target.profile.limits)?;
-    let mut w = KernelWriter::new(name, wg);
+    let mut w = KernelWriter::new(name, wg).fused(target);
     let inputs: Vec<_> = parts.iter().map(|v| w.read(v.dtype, v.storage)).collect();
     let o = w.write(out.dtype, out.storage);
     let out_strides = row_major(&out.shape);
@@ -129,7 +129,7 @@ pub fn gather(target: &Target, table: &Value, indices: &Value, out: &Value) -> R
     let grid = Grid::linear(n.div_ceil(wg) as u64, &target.profile.limits)?;
     let rows = table.shape[0];
     let row_len: usize = table.shape[1..].iter().product();
-    let mut w = KernelWriter::new(name, wg);
+    let mut w = KernelWriter::new(name, wg).fused(target);
     let t = w.read(table.dtype, table.storage);
     let i = w.read(indices.dtype, indices.storage);
     let o = w.write(out.dtype, out.storage);
@@ -159,7 +159,7 @@ pub fn write_slice(
     let name = format!("write_slice_{}", out.dtype.name());
     let n = target.check_numel(&name, out.numel())?;
     let grid = Grid::linear(n.div_ceil(wg) as u64, &target.profile.limits)?;
-    let mut w = KernelWriter::new(name, wg);
+    let mut w = KernelWriter::new(name, wg).fused(target);
     let d = w.read(dst.dtype, dst.storage);
     let s = w.read(src.dtype, src.storage);
     let offset = w.read(DType::U32, super::Storage::U32);
@@ -195,7 +195,7 @@ pub fn write_slice_in_place(
     let n = target.check_numel(&name, src.numel())?;
     target.check_numel(&name, out.numel())?;
     let grid = Grid::linear(n.div_ceil(wg) as u64, &target.profile.limits)?;
-    let mut w = KernelWriter::new(name, wg);
+    let mut w = KernelWriter::new(name, wg).fused(target);
     let s = w.read(src.dtype, src.storage);
     let offset = w.read(DType::U32, super::Storage::U32);
     let o = w.write(out.dtype, out.storage);

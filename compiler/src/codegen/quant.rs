@@ -105,7 +105,7 @@ fn gemv(
     let suffix = if target.subgroups { "_sg" } else { "" };
     let name = format!("quant_gemv_q{}g{}_{}_m{m}{suffix}", weights.bits, weights.group_size, x.dtype.name());
     let grid = Grid::linear(n.div_ceil(r) as u64, &target.profile.limits)?;
-    let mut w = KernelWriter::new(name, wg);
+    let mut w = KernelWriter::new(name, wg).fused(target);
     w.constant("M", m as u32);
     w.constant("R", r as u32);
     w.constant("RM", (r * m) as u32);
@@ -153,7 +153,7 @@ fn tiled(
     let tiles_n = n.div_ceil(tile.bn as usize);
     let tiles = (tiles_m * tiles_n) as u64;
     let grid = Grid::linear(tiles, &target.profile.limits)?;
-    let mut w = KernelWriter::new(name, tile.threads());
+    let mut w = KernelWriter::new(name, tile.threads()).fused(target);
     for (c, v) in [
         ("M", m),
         ("N", n),
@@ -200,7 +200,7 @@ pub fn quant_gather(
     let total = target.check_numel(&name, out.numel())?;
     let grid = Grid::linear(total.div_ceil(wg) as u64, &target.profile.limits)?;
     let k = table.row_len();
-    let mut w = KernelWriter::new(name, wg);
+    let mut w = KernelWriter::new(name, wg).fused(target);
     table.bind(&mut w, target, "quant_gather")?;
     let i = w.read(indices.dtype, indices.storage);
     let o = w.write(out.dtype, out.storage);

@@ -39,7 +39,7 @@ pub fn row_kernel(
     let rows32 = target.check_numel(&name, rows)?;
     target.check_numel(&name, len)?;
     let grid = Grid::linear(rows as u64, &target.profile.limits)?;
-    let mut w = KernelWriter::new(format!("{name}{suffix}"), wg);
+    let mut w = KernelWriter::new(format!("{name}{suffix}"), wg).fused(target);
     w.constant("ROWS", rows32);
     w.constant("GRID_X", grid.grid_x);
     w.include(PRELUDE);

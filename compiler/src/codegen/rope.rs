@@ -30,7 +30,7 @@ pub fn rope(
     let mut cos_at = Affine::broadcast(&cos.shape, &half);
     let mut sin_at = Affine::broadcast(&sin.shape, &half);
     let dims = coalesce(&x.shape, &mut [&mut cos_at, &mut sin_at], true);
-    let mut w = KernelWriter::new(name, wg);
+    let mut w = KernelWriter::new(name, wg).fused(target);
     let xb = w.read(x.dtype, x.storage);
     let cb = w.read(cos.dtype, cos.storage);
     let sb = w.read(sin.dtype, sin.storage);

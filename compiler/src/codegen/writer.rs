@@ -1,10 +1,12 @@
 //! A small typed writer for WGSL kernels: bindings with their element types, `const` sizes,
 //! included prelude/hand-kernel text, and the glue functions (loads, stores, index math).
 
-use super::{Scalar, Storage};
+use super::{Scalar, Storage, Target};
+use crate::fuse::inline::KernelFusion;
 use crate::{Access, KernelSource};
 use std::collections::BTreeMap;
 use std::fmt::Write;
+use std::sync::Arc;
 use tessera_ir::DType;
 
 /// The elementwise prelude (every per-op function).
@@ -19,6 +21,8 @@ pub struct Binding {
     pub storage: Storage,
     /// Logical dtype.
     pub dtype: DType,
+    /// Loads and stores go through the generated function `name` (a fused prologue/epilogue).
+    pub call: bool,
 }
 
 impl Binding {
@@ -29,6 +33,9 @@ impl Binding {
 
     /// Expression loading element `index` as the compute type (f16 widened, bool as `bool`).
     pub fn load(&self, index: &str) -> String {
+        if self.call {
+            return format!("{}({index})", self.name);
+        }
         let raw = self.load_raw(index);
         match (self.dtype, self.storage) {
             (DType::F16, Storage::F16) => format!("f32({raw})"),
@@ -39,6 +46,9 @@ impl Binding {
 
     /// Statement storing the compute-type `value` at `index` (f16 rounded, bool as 0/1).
     pub fn store(&self, index: &str, value: &str) -> String {
+        if self.call {
+            return format!("{}({index}, {value});", self.name);
+        }
         let stored = match (self.dtype, self.storage) {
             (DType::F16, Storage::F16) => format!("f16({value})"),
             (DType::F16, _) => format!("round_f16({value})"),
@@ -50,11 +60,17 @@ impl Binding {
 
     /// Expression loading element `index` as stored (for pure data movement).
     pub fn load_raw(&self, index: &str) -> String {
+        if self.call {
+            return format!("{}({index})", self.name);
+        }
         format!("{}[{index}]", self.name)
     }
 
     /// Statement storing an as-stored `value` at `index`.
     pub fn store_raw(&self, index: &str, value: &str) -> String {
+        if self.call {
+            return format!("{}({index}, {value});", self.name);
+        }
         format!("{}[{index}] = {value};", self.name)
     }
 }
@@ -72,6 +88,9 @@ pub struct KernelWriter {
     includes: String,
     uses_f16: bool,
     uses_subgroups: bool,
+    fusion: Option<Arc<KernelFusion>>,
+    reads: usize,
+    error: Option<crate::CompileError>,
 }
 
 impl KernelWriter {
@@ -88,20 +107,65 @@ impl KernelWriter {
             includes: String::new(),
             uses_f16: false,
             uses_subgroups: false,
+            fusion: None,
+            reads: 0,
+            error: None,
         };
         w.constant("WG", workgroup_size);
         w
     }
 
-    /// Adds the next binding, read-only, named `in{N}`.
+    /// Applies the target's fusion (prologues to reads, an epilogue to the write).
+    pub fn fused(mut self, target: &Target) -> KernelWriter {
+        self.fusion = target.fusion.clone();
+        self
+    }
+
+    /// Adds the next binding, read-only, named `in{N}`; with a prologue for this read, binds the
+    /// prologue's leaves instead and returns a binding that loads through `vload{j}`.
     pub fn read(&mut self, dtype: DType, storage: Storage) -> Binding {
+        let j = self.reads;
+        self.reads += 1;
+        let prologue = self.fusion.as_ref().and_then(|f| f.prologues.get(j).cloned().flatten());
+        if let Some(inline) = prologue {
+            let leaves: Vec<Binding> =
+                inline.leaves.iter().map(|v| self.read_buffer(v.dtype, v.storage)).collect();
+            let name = format!("vload{j}");
+            match inline.load_fn(&name, &leaves) {
+                Ok(text) => self.function(&text),
+                Err(e) => self.error = Some(e),
+            }
+            return Binding { name, storage, dtype, call: true };
+        }
+        self.read_buffer(dtype, storage)
+    }
+
+    fn read_buffer(&mut self, dtype: DType, storage: Storage) -> Binding {
         let name = format!("in{}", self.bindings.len());
         self.bind(name, dtype, storage, Access::Read)
     }
 
-    /// Adds the next binding, read-write, named `out`.
+    /// Adds the next binding, read-write, named `out`; with an epilogue, binds the epilogue's
+    /// output and leaves and returns a binding that stores through `vstore`.
     pub fn write(&mut self, dtype: DType, storage: Storage) -> Binding {
+        let epilogue = self.fusion.as_ref().and_then(|f| f.epilogue.clone());
+        if let Some(inline) = epilogue {
+            let v = inline.value().clone();
+            let out = self.bind("out".into(), v.dtype, v.storage, Access::ReadWrite);
+            let leaves: Vec<Binding> =
+                inline.leaves.iter().map(|v| self.read_buffer(v.dtype, v.storage)).collect();
+            match inline.store_fn("vstore", &leaves, &out) {
+                Ok(text) => self.function(&text),
+                Err(e) => self.error = Some(e),
+            }
+            return Binding { name: "vstore".into(), storage, dtype, call: true };
+        }
         self.bind("out".into(), dtype, storage, Access::ReadWrite)
+    }
+
+    /// The first error a fused prologue or epilogue met while rendering.
+    pub fn take_error(&mut self) -> Option<crate::CompileError> {
+        self.error.take()
     }
 
     fn bind(&mut self, name: String, dtype: DType, storage: Storage, access: Access) -> Binding {
@@ -117,7 +181,7 @@ impl KernelWriter {
             storage.wgsl()
         );
         self.bindings.push(access);
-        Binding { name, storage, dtype }
+        Binding { name, storage, dtype, call: false }
     }
 
     /// Declares `const NAME: u32`.
@@ -188,6 +252,10 @@ impl KernelWriter {
     /// Finishes a kernel whose entry point `main` is in the included text.
     pub fn finish(self) -> KernelSource {
         let mut wgsl = String::new();
+        if let Some(e) = &self.error {
+            // Fails naga validation with the reason rather than running a wrong kernel.
+            let _ = writeln!(wgsl, "fusion error: {e}");
+        }
         if self.uses_f16 {
             wgsl.push_str("enable f16;\n\n");
         }

@@ -1,0 +1,253 @@
+//! An inlined value: a small DAG of elementwise and view ops over leaf buffers, rendered as a
+//! WGSL function that computes one element from its flat index. Fused elementwise kernels,
+//! hand-kernel prologues (`load_x`) and epilogues (`store_y`) are all such functions; the math
+//! is calls into the prelude, the glue is index arithmetic.
+
+use crate::CompileError;
+use crate::codegen::elementwise::convert;
+use crate::codegen::index::{coords, row_major};
+use crate::codegen::{Binding, Scalar, Value};
+use std::collections::HashMap;
+use std::fmt::Write;
+use tessera_ir::Op;
+
+/// Where an inlined op takes an operand from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Src {
+    /// An earlier op of the same [`Inline`].
+    Op(usize),
+    /// A leaf buffer, by index into [`Inline::leaves`].
+    Leaf(usize),
+    /// The value the host kernel computed for this element (epilogues only).
+    Acc,
+}
+
+/// One inlined op.
+#[derive(Clone, Debug)]
+pub struct InlineOp {
+    /// The op (elementwise, view, constant or iota).
+    pub op: Op,
+    /// Its operands.
+    pub args: Vec<Src>,
+    /// Its result.
+    pub value: Value,
+}
+
+/// A value computed inline from leaf buffers; the last op is the result.
+#[derive(Clone, Debug)]
+pub struct Inline {
+    /// Values read from buffers, in binding order.
+    pub leaves: Vec<Value>,
+    /// Ops in dependency order.
+    pub ops: Vec<InlineOp>,
+    /// The host kernel's own result type, for epilogues.
+    pub acc: Option<Value>,
+}
+
+impl Inline {
+    /// The result.
+    pub fn value(&self) -> &Value {
+        &self.ops[self.ops.len() - 1].value
+    }
+
+    /// `fn NAME(i: u32) -> T`: element `i` (flat, row-major) of the value.
+    pub fn load_fn(&self, name: &str, leaves: &[Binding]) -> Result<String, CompileError> {
+        let (lines, expr) = self.element(leaves)?;
+        let mut text = format!("fn {name}(i: u32) -> {} {{\n", Scalar::of(self.value().dtype).wgsl());
+        for l in lines {
+            let _ = writeln!(text, "    {l}");
+        }
+        let _ = writeln!(text, "    return {expr};\n}}");
+        Ok(text)
+    }
+
+    /// `fn NAME(i: u32, v: A)`: computes element `i` with `v` as the host kernel's value there and
+    /// stores it into `out`.
+    pub fn store_fn(&self, name: &str, leaves: &[Binding], out: &Binding) -> Result<String, CompileError> {
+        let acc = self.acc.as_ref().map_or(Scalar::F32, |a| Scalar::of(a.dtype));
+        let (lines, expr) = self.element(leaves)?;
+        let mut text = format!("fn {name}(i: u32, v: {}) {{\n", acc.wgsl());
+        for l in lines {
+            let _ = writeln!(text, "    {l}");
+        }
+        let _ = writeln!(text, "    {}\n}}", out.store("i", &expr));
+        Ok(text)
+    }
+
+    /// Lines and the final expression of element `i` of the result.
+    fn element(&self, leaves: &[Binding]) -> Result<(Vec<String>, String), CompileError> {
+        let shape = &self.value().shape;
+        let (names, lines) = coords("i", shape, "c");
+        let mut e = Emitter { inline: self, leaves, lines, memo: HashMap::new(), next: 0 };
+        let expr = e.emit(Src::Op(self.ops.len() - 1), &names)?;
+        Ok((e.lines, expr))
+    }
+}
+
+struct Emitter<'a> {
+    inline: &'a Inline,
+    leaves: &'a [Binding],
+    lines: Vec<String>,
+    memo: HashMap<(Src, Vec<String>), String>,
+    next: usize,
+}
+
+/// `flat` as WGSL: the row-major index of `coords` in `shape`.
+fn flat(coords: &[String], shape: &[usize]) -> String {
+    let strides = row_major(shape);
+    let terms: Vec<String> = coords
+        .iter()
+        .zip(&strides)
+        .zip(shape)
+        .filter(|((_, _), n)| **n != 1)
+        .map(|((c, s), _)| if *s == 1 { c.clone() } else { format!("{c} * {s}u") })
+        .collect();
+    if terms.is_empty() { "0u".into() } else { format!("({})", terms.join(" + ")) }
+}
+
+/// Coordinates of a NumPy-broadcast operand of shape `operand` at `coords` of the result.
+fn broadcast(coords: &[String], operand: &[usize]) -> Vec<String> {
+    let lead = coords.len() - operand.len();
+    operand
+        .iter()
+        .enumerate()
+        .map(|(d, &n)| if n == 1 { "0u".into() } else { coords[lead + d].clone() })
+        .collect()
+}
+
+impl Emitter<'_> {
+    fn fresh(&mut self, expr: String) -> String {
+        let name = format!("t{}", self.next);
+        self.next += 1;
+        self.lines.push(format!("let {name} = {expr};"));
+        name
+    }
+
+    fn shape(&self, src: Src) -> &[usize] {
+        match src {
+            Src::Op(k) => &self.inline.ops[k].value.shape,
+            Src::Leaf(j) => &self.inline.leaves[j].shape,
+            Src::Acc => self.inline.acc.as_ref().map_or(&[], |a| a.shape.as_slice()),
+        }
+    }
+
+    fn emit(&mut self, src: Src, at: &[String]) -> Result<String, CompileError> {
+        let key = (src, at.to_vec());
+        if let Some(v) = self.memo.get(&key) {
+            return Ok(v.clone());
+        }
+        let expr = match src {
+            Src::Acc => "v".to_string(),
+            Src::Leaf(j) => {
+                let index = flat(at, &self.inline.leaves[j].shape);
+                self.leaves[j].load(&index)
+            }
+            Src::Op(k) => self.op(k, at)?,
+        };
+        let name = self.fresh(expr);
+        self.memo.insert(key, name.clone());
+        Ok(name)
+    }
+
+    fn op(&mut self, k: usize, at: &[String]) -> Result<String, CompileError> {
+        let InlineOp { op, args, value } = &self.inline.ops[k];
+        let out = Scalar::of(value.dtype);
+        let arg = |e: &mut Self, i: usize, coords: Vec<String>| e.emit(args[i], &coords);
+        let bcast = |e: &Self, i: usize| broadcast(at, e.shape(args[i]));
+        Ok(match op {
+            Op::Unary(u) => {
+                let a = arg(self, 0, at.to_vec())?;
+                format!("op_{}_{}({a})", u.name(), out.wgsl())
+            }
+            Op::Binary(b) => {
+                let (ca, cb) = (bcast(self, 0), bcast(self, 1));
+                let x = arg(self, 0, ca)?;
+                let y = arg(self, 1, cb)?;
+                let ty = match args[0] {
+                    Src::Op(j) => Scalar::of(self.inline.ops[j].value.dtype),
+                    Src::Leaf(j) => Scalar::of(self.inline.leaves[j].dtype),
+                    Src::Acc => self.inline.acc.as_ref().map_or(Scalar::F32, |a| Scalar::of(a.dtype)),
+                };
+                format!("op_{}_{}({x}, {y})", b.name(), ty.wgsl())
+            }
+            Op::Where => {
+                let (cc, ca, cb) = (bcast(self, 0), bcast(self, 1), bcast(self, 2));
+                let c = arg(self, 0, cc)?;
+                let a = arg(self, 1, ca)?;
+                let b = arg(self, 2, cb)?;
+                format!("select({b}, {a}, {c})")
+            }
+            Op::Cast { .. } => {
+                let from = match args[0] {
+                    Src::Op(j) => Scalar::of(self.inline.ops[j].value.dtype),
+                    Src::Leaf(j) => Scalar::of(self.inline.leaves[j].dtype),
+                    Src::Acc => self.inline.acc.as_ref().map_or(Scalar::F32, |a| Scalar::of(a.dtype)),
+                };
+                let a = arg(self, 0, at.to_vec())?;
+                convert(from, out, &a)
+            }
+            Op::Constant { value: c, .. } => out.literal(value.dtype.round(c.into_inner())),
+            Op::Iota { axis, .. } => convert(Scalar::U32, out, &at[*axis]),
+            Op::Reshape { .. } => {
+                let f = self.fresh(flat(at, &value.shape));
+                let (names, lines) = coords(&f, self.shape(args[0]), &format!("r{k}_{}", self.next));
+                self.lines.extend(lines);
+                return arg(self, 0, names);
+            }
+            Op::Permute { perm } => {
+                let mut inner = vec![String::new(); perm.len()];
+                for (i, &p) in perm.iter().enumerate() {
+                    inner[p] = at[i].clone();
+                }
+                return arg(self, 0, inner);
+            }
+            Op::Broadcast { .. } => {
+                let c = bcast(self, 0);
+                return arg(self, 0, c);
+            }
+            Op::Slice { ranges } => {
+                let inner = at
+                    .iter()
+                    .zip(ranges)
+                    .map(|(c, r)| match (r.start, r.step) {
+                        (0, 1) => c.clone(),
+                        (s, 1) => format!("({c} + {s}u)"),
+                        (s, st) => format!("({c} * {st}u + {s}u)"),
+                    })
+                    .collect();
+                return arg(self, 0, inner);
+            }
+            Op::Input { .. }
+            | Op::Param { .. }
+            | Op::State { .. }
+            | Op::Reduce { .. }
+            | Op::ArgMax { .. }
+            | Op::MatMul
+            | Op::Concat { .. }
+            | Op::Gather
+            | Op::Softmax { .. }
+            | Op::RmsNorm { .. }
+            | Op::LayerNorm { .. }
+            | Op::Rope { .. }
+            | Op::WriteSlice { .. }
+            | Op::Attention { .. }
+            | Op::QuantMatMul { .. }
+            | Op::QuantGather { .. } => {
+                return Err(CompileError::Unsupported {
+                    op: op.mnemonic(),
+                    reason: "cannot be computed inline".into(),
+                });
+            }
+        })
+    }
+}
+
+/// What a kernel computes inline: per read (in the order the kernel binds its operands) an
+/// optional prologue, and an optional epilogue replacing its store.
+#[derive(Clone, Debug, Default)]
+pub struct KernelFusion {
+    /// `prologues[j]`: the value the kernel's `j`-th read loads, computed inline.
+    pub prologues: Vec<Option<Inline>>,
+    /// The value stored instead of the kernel's result (which it receives as `v`).
+    pub epilogue: Option<Inline>,
+}

@@ -1,0 +1,318 @@
+//! Scheduling and fusion: decides which values are computed inline inside the kernels that
+//! read them (no buffer, no dispatch of their own) and which elementwise results are stored by
+//! the kernel producing their input (epilogues). Three shapes of fusion, all through [`Inline`]:
+//! - elementwise chains (with constants and views feeding them) become one per-element kernel;
+//! - views (reshape/permute/broadcast/slice) feeding a hand kernel become its `load` prologue;
+//! - an elementwise consumer of a matmul/reduction/norm/attention/rope output, of the same
+//!   shape and its only user, becomes that kernel's `store_y` epilogue (residual add, SwiGLU).
+//!
+//! Every kernel stays within the profile's storage-buffer limit: an over-wide group is split
+//! by materializing its widest inlined value until it fits.
+
+pub mod codegen;
+pub mod inline;
+
+use crate::DeviceProfile;
+use crate::cost::kernel_is_legal;
+use tessera_ir::{DType, Graph, NodeId, Op};
+
+/// Where an inlined value may appear.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Ctx {
+    /// Nowhere: the value needs a buffer.
+    None,
+    /// Only index math (views, constants): the consumer may load an element many times.
+    Views,
+    /// Any elementwise op (each element is computed once).
+    Full,
+}
+
+/// What fusion decided for a graph.
+#[derive(Clone, Debug, Default)]
+pub struct Schedule {
+    /// Values computed inside their consumers' kernels.
+    pub inlined: Vec<bool>,
+    /// `epilogue[r] = Some(p)`: the kernel of `p` runs at `r` and stores `r` (p has no buffer).
+    pub epilogue: Vec<Option<NodeId>>,
+    /// `absorbed[p]`: `p`'s kernel runs as some node's epilogue host.
+    pub absorbed: Vec<bool>,
+}
+
+impl Schedule {
+    /// No fusion: every value materialized, every op its own kernel.
+    pub fn unfused(n: usize) -> Schedule {
+        Schedule { inlined: vec![false; n], epilogue: vec![None; n], absorbed: vec![false; n] }
+    }
+
+    /// Materialized values the kernel of `id` binds when reading operand `slot`: the operand,
+    /// or the leaves of the inlined value behind it.
+    pub fn slot_leaves(&self, graph: &Graph, id: NodeId, slot: usize) -> Vec<NodeId> {
+        let mut leaves = Vec::new();
+        self.collect_leaves(graph, graph.node(id).inputs[slot], &mut leaves);
+        leaves
+    }
+
+    fn collect_leaves(&self, graph: &Graph, id: NodeId, out: &mut Vec<NodeId>) {
+        if !self.inlined[id.index()] {
+            if !out.contains(&id) {
+                out.push(id);
+            }
+            return;
+        }
+        for &i in &graph.node(id).inputs {
+            self.collect_leaves(graph, i, out);
+        }
+    }
+
+    /// Leaves an epilogue root `r` reads besides its host's result `host`.
+    pub fn epilogue_leaves(&self, graph: &Graph, r: NodeId, host: NodeId) -> Vec<NodeId> {
+        let mut leaves = Vec::new();
+        for &i in &graph.node(r).inputs {
+            self.collect_leaves(graph, i, &mut leaves);
+        }
+        leaves.retain(|&l| l != host);
+        leaves
+    }
+
+    /// Every materialized value the kernel dispatched at `id` reads (for buffer lifetimes).
+    pub fn kernel_reads(&self, graph: &Graph, id: NodeId) -> Vec<NodeId> {
+        let mut reads = Vec::new();
+        let n = graph.node(id);
+        for slot in 0..n.inputs.len() {
+            for l in self.slot_leaves(graph, id, slot) {
+                if !reads.contains(&l) {
+                    reads.push(l);
+                }
+            }
+        }
+        if let Some(host) = self.epilogue[id.index()] {
+            reads.retain(|&l| l != host);
+            for slot in 0..graph.node(host).inputs.len() {
+                for l in self.slot_leaves(graph, host, slot) {
+                    if !reads.contains(&l) {
+                        reads.push(l);
+                    }
+                }
+            }
+        }
+        reads
+    }
+
+    /// True when the kernel at `id` is one generated per-element kernel over inlined operands.
+    pub fn fused_elementwise(&self, graph: &Graph, id: NodeId) -> bool {
+        let n = graph.node(id);
+        let root = n.op.is_elementwise()
+            || matches!(n.op, Op::Permute { .. } | Op::Broadcast { .. } | Op::Slice { .. });
+        root && self.epilogue[id.index()].is_none() && n.inputs.iter().any(|i| self.inlined[i.index()])
+    }
+
+    /// Buffers a hand kernel for `id` binds for its operands (each slot separately).
+    fn host_bindings(&self, graph: &Graph, id: NodeId) -> usize {
+        (0..graph.node(id).inputs.len()).map(|k| self.slot_leaves(graph, id, k).len()).sum()
+    }
+
+    /// Storage buffers the kernel dispatched at `id` binds, its output included.
+    pub fn bindings(&self, graph: &Graph, id: NodeId) -> usize {
+        if let Some(p) = self.epilogue[id.index()] {
+            return self.host_bindings(graph, p) + 1 + self.epilogue_leaves(graph, id, p).len();
+        }
+        if self.fused_elementwise(graph, id) {
+            return self.kernel_reads(graph, id).len() + 1;
+        }
+        self.host_bindings(graph, id) + 1
+    }
+}
+
+/// Ops a value may be inlined as, and in which context.
+fn inline_kind(op: &Op) -> Ctx {
+    match op {
+        Op::Unary(_) | Op::Binary(_) | Op::Where | Op::Cast { .. } => Ctx::Full,
+        Op::Reshape { .. } | Op::Permute { .. } | Op::Broadcast { .. } | Op::Slice { .. } => Ctx::Views,
+        Op::Constant { .. } | Op::Iota { .. } => Ctx::Views,
+        Op::Input { .. }
+        | Op::Param { .. }
+        | Op::State { .. }
+        | Op::Reduce { .. }
+        | Op::ArgMax { .. }
+        | Op::MatMul
+        | Op::Concat { .. }
+        | Op::Gather
+        | Op::Softmax { .. }
+        | Op::RmsNorm { .. }
+        | Op::LayerNorm { .. }
+        | Op::Rope { .. }
+        | Op::WriteSlice { .. }
+        | Op::Attention { .. }
+        | Op::QuantMatMul { .. }
+        | Op::QuantGather { .. } => Ctx::None,
+    }
+}
+
+/// What a (non-inlined) kernel of `op` accepts inline at operand `slot`.
+fn accepts(op: &Op, slot: usize, in_place: bool) -> Ctx {
+    match op {
+        Op::Unary(_) | Op::Binary(_) | Op::Where | Op::Cast { .. } => Ctx::Full,
+        Op::Permute { .. } | Op::Broadcast { .. } | Op::Slice { .. } => Ctx::Full,
+        // Hand kernels read operands through `load` functions, some elements many times.
+        Op::MatMul | Op::Reduce { .. } | Op::ArgMax { .. } | Op::Softmax { .. } => Ctx::Views,
+        Op::RmsNorm { .. } | Op::LayerNorm { .. } | Op::Rope { .. } => Ctx::Views,
+        Op::QuantMatMul { .. } | Op::Attention { .. } if slot == 0 => Ctx::Views,
+        Op::WriteSlice { .. } if in_place && slot == 1 => Ctx::Views,
+        Op::QuantMatMul { .. } | Op::Attention { .. } | Op::WriteSlice { .. } => Ctx::None,
+        Op::Input { .. }
+        | Op::Param { .. }
+        | Op::Constant { .. }
+        | Op::State { .. }
+        | Op::Iota { .. }
+        | Op::Reshape { .. }
+        | Op::Concat { .. }
+        | Op::Gather
+        | Op::QuantGather { .. } => Ctx::None,
+    }
+}
+
+/// Hand kernels that store through `store_y`/`store_c`, so an epilogue can replace the store.
+fn hosts_epilogue(op: &Op) -> bool {
+    match op {
+        Op::MatMul
+        | Op::QuantMatMul { .. }
+        | Op::Reduce { .. }
+        | Op::Softmax { .. }
+        | Op::RmsNorm { .. }
+        | Op::LayerNorm { .. }
+        | Op::Attention { .. }
+        | Op::Rope { .. } => true,
+        Op::Input { .. }
+        | Op::Param { .. }
+        | Op::Constant { .. }
+        | Op::Unary(_)
+        | Op::Binary(_)
+        | Op::Where
+        | Op::Cast { .. }
+        | Op::ArgMax { .. }
+        | Op::Reshape { .. }
+        | Op::Permute { .. }
+        | Op::Broadcast { .. }
+        | Op::Slice { .. }
+        | Op::Concat { .. }
+        | Op::Gather
+        | Op::State { .. }
+        | Op::Iota { .. }
+        | Op::WriteSlice { .. }
+        | Op::QuantGather { .. } => false,
+    }
+}
+
+/// Plans fusion for `graph` on `profile`; `live`/`in_place` as in the memory plan.
+pub fn schedule(graph: &Graph, profile: &DeviceProfile, live: &[bool], in_place: &[bool]) -> Schedule {
+    let n = graph.len();
+    let nodes = graph.nodes();
+    let mut users: Vec<Vec<(NodeId, usize)>> = vec![Vec::new(); n];
+    for (id, node) in graph.iter() {
+        if live[id.index()] {
+            for (slot, i) in node.inputs.iter().enumerate() {
+                users[i.index()].push((id, slot));
+            }
+        }
+    }
+    let mut is_output = vec![false; n];
+    for o in graph.outputs() {
+        is_output[o.index()] = true;
+    }
+    let mut s = Schedule::unfused(n);
+    let mut ctx_of = vec![Ctx::None; n];
+    for i in (0..n).rev() {
+        let node = &nodes[i];
+        let kind = inline_kind(&node.op);
+        if !live[i] || is_output[i] || kind == Ctx::None || users[i].is_empty() {
+            continue;
+        }
+        let mut ctx = Ctx::Full;
+        for &(u, slot) in &users[i] {
+            let c = if s.inlined[u.index()] {
+                ctx_of[u.index()]
+            } else {
+                accepts(&nodes[u.index()].op, slot, in_place[u.index()])
+            };
+            ctx = ctx.min(c);
+        }
+        if users[i].len() > 1 {
+            ctx = ctx.min(Ctx::Views);
+        }
+        // Prologue loads return the compute type where a raw load is expected: f32 only there.
+        if ctx == Ctx::Views && node.dtype != DType::F32 {
+            ctx = Ctx::None;
+        }
+        if ctx != Ctx::None && kind <= ctx {
+            s.inlined[i] = true;
+            ctx_of[i] = ctx;
+        }
+    }
+    // Legality: split groups over the binding limit by materializing their widest inlined value.
+    let is_kernel = |s: &Schedule, i: usize| live[i] && !s.inlined[i] && !nodes[i].op.is_leaf();
+    loop {
+        let mut changed = false;
+        for i in 0..n {
+            if !is_kernel(&s, i) || kernel_is_legal(profile, s.bindings(graph, NodeId(i as u32)), 0) {
+                continue;
+            }
+            let mut widest: Option<(usize, usize)> = None;
+            let mut stack: Vec<NodeId> = nodes[i].inputs.clone();
+            while let Some(v) = stack.pop() {
+                if s.inlined[v.index()] {
+                    let mut leaves = Vec::new();
+                    s.collect_leaves(graph, v, &mut leaves);
+                    if widest.is_none_or(|(_, w)| leaves.len() > w) {
+                        widest = Some((v.index(), leaves.len()));
+                    }
+                    stack.extend(nodes[v.index()].inputs.iter().copied());
+                }
+            }
+            if let Some((v, _)) = widest {
+                s.inlined[v] = false;
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    // Epilogues: an elementwise kernel absorbed into the kernel producing one of its inputs.
+    for r in 0..n {
+        let node = &nodes[r];
+        if !is_kernel(&s, r) || !node.op.is_elementwise() {
+            continue;
+        }
+        let rid = NodeId(r as u32);
+        let mut best: Option<NodeId> = None;
+        let mut stack: Vec<NodeId> = node.inputs.clone();
+        while let Some(v) = stack.pop() {
+            let vn = &nodes[v.index()];
+            if s.inlined[v.index()] {
+                // Only through same-shape elementwise ops, so element i of r is element i of p.
+                if vn.op.is_elementwise() && vn.shape == node.shape {
+                    stack.extend(vn.inputs.iter().copied());
+                }
+                continue;
+            }
+            let single_use = users[v.index()].len() == 1;
+            let ok = hosts_epilogue(&vn.op)
+                && single_use
+                && !is_output[v.index()]
+                && !s.absorbed[v.index()]
+                && vn.shape == node.shape
+                && best.is_none_or(|b| v > b);
+            if ok {
+                best = Some(v);
+            }
+        }
+        if let Some(p) = best {
+            let extra = s.epilogue_leaves(graph, rid, p).len();
+            if kernel_is_legal(profile, s.host_bindings(graph, p) + extra + 1, 0) {
+                s.epilogue[r] = Some(p);
+                s.absorbed[p.index()] = true;
+            }
+        }
+    }
+    s
+}

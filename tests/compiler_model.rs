@@ -1,0 +1,57 @@
+//! The optimizer on the real SmolLM2-135M decode graph (null tier: no GPU needed): dispatches per
+//! token before and after fusion, and the time the e-graph step takes on the whole 30-layer graph.
+//! Needs the GGUF from scripts/fetch-models.sh (a failure under CI when missing).
+
+use std::time::Instant;
+use tessera_compiler::{CompileOptions, DeviceProfile, compile, pipeline};
+use tessera_models::gguf::GgufFile;
+use tessera_models::llama::graph::{StepShape, build_step};
+use tessera_models::llama::weights::WeightIndex;
+
+fn model_path() -> Option<std::path::PathBuf> {
+    let p =
+        tessera_models::tessera_home().join("models/SmolLM2-135M-Instruct/SmolLM2-135M-Instruct.Q4_1.gguf");
+    if p.is_file() {
+        return Some(p);
+    }
+    assert!(std::env::var_os("CI").is_none(), "{} is missing under CI", p.display());
+    eprintln!("SKIPPED: {} not found; run scripts/fetch-models.sh", p.display());
+    None
+}
+
+#[test]
+fn smollm2_decode_dispatches_and_optimize_time() {
+    let Some(path) = model_path() else { return };
+    let gguf = GgufFile::open(&path).expect("gguf opens");
+    let cfg = gguf.llama_config().expect("config");
+    let weights = WeightIndex::from_gguf(&gguf).expect("weights");
+    let shape = StepShape { seq: 1, max_context: 256, logits: false };
+    let graph = build_step(&cfg, &weights, shape).expect("decode graph");
+    let profile = DeviceProfile::full();
+
+    let before = compile(&graph, &profile, &CompileOptions::unoptimized()).expect("unoptimized plan");
+    let options = CompileOptions::default();
+    let start = Instant::now();
+    let (_, report) = pipeline::optimize(&graph, &options).expect("optimizes");
+    let optimize_ms = start.elapsed().as_secs_f64() * 1e3;
+    let report = report.expect("rules on");
+    let after = compile(&graph, &profile, &options).expect("optimized plan");
+    let layers = cfg.num_hidden_layers;
+    eprintln!(
+        "SmolLM2-135M decode: {} -> {} dispatches/token ({:.1} -> {:.1} per layer); e-graph {} nodes, \
+         {} iterations, stop: {}, rules fired {:?}; optimize {optimize_ms:.0} ms",
+        before.dispatches.len(),
+        after.dispatches.len(),
+        before.dispatches.len() as f64 / layers as f64,
+        after.dispatches.len() as f64 / layers as f64,
+        report.egraph_nodes,
+        report.iterations,
+        report.stop_reason,
+        report.rules_fired,
+    );
+    let bytes = |p: &tessera_compiler::Plan| p.report.iter().map(|r| r.bytes).sum::<u64>();
+    eprintln!("bytes bound per token: {} -> {}", bytes(&before), bytes(&after));
+    assert_eq!(before.dispatches.len(), 669, "the unfused decode graph");
+    assert!(after.dispatches.len() <= 16 * layers + 9, "{} dispatches", after.dispatches.len());
+    assert!(optimize_ms < 2000.0, "optimize took {optimize_ms:.0} ms");
+}
