@@ -1,0 +1,251 @@
+//! Differential fuzzing of the optimizer: seeded random graphs (elementwise chains, reductions,
+//! matmuls, softmax, movement ops, odd shapes) run in the interpreter, as an unoptimized plan and
+//! as an optimized plan on the GPU; all three must agree. A failure prints the seed and the graph.
+//! `TESSERA_FUZZ_CASES` sets the number of graphs (default 1000), `TESSERA_FUZZ_FROM` the first seed.
+
+mod common;
+
+use common::{gpu, rng, run_gpu_with};
+use rand::Rng;
+use rand::rngs::StdRng;
+use tessera::layers::compiler::{CompileOptions, DeviceProfile, compile};
+use tessera::layers::ir::interp::{self, Tensor};
+use tessera::layers::ir::{
+    BinaryOp, DType, Graph, NodeId, Op, ReduceKind, Shape, SliceRange, UnaryOp, float,
+};
+
+const UNARY: [UnaryOp; 9] = [
+    UnaryOp::Neg,
+    UnaryOp::Tanh,
+    UnaryOp::Sigmoid,
+    UnaryOp::Silu,
+    UnaryOp::Relu,
+    UnaryOp::Abs,
+    UnaryOp::Sin,
+    UnaryOp::Cos,
+    UnaryOp::Exp,
+];
+const BINARY: [BinaryOp; 5] = [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Max, BinaryOp::Min];
+
+fn dims(rng: &mut StdRng) -> Vec<usize> {
+    let rank = rng.random_range(1..=3);
+    (0..rank).map(|_| [1, 2, 3, 5, 7][rng.random_range(0..5)]).collect()
+}
+
+fn constant(g: &mut Graph, v: f64, shape: Vec<usize>) -> NodeId {
+    g.add(
+        Op::Constant { value: float(v).expect("finite"), shape: Shape::from(shape), dtype: DType::F32 },
+        &[],
+    )
+    .expect("constant")
+}
+
+/// One random op over the values built so far; `None` when the pick does not type-check.
+fn step(g: &mut Graph, rng: &mut StdRng, values: &[NodeId]) -> Option<NodeId> {
+    let a = values[rng.random_range(0..values.len())];
+    let b = values[rng.random_range(0..values.len())];
+    let sa = g.node(a).shape.dims().to_vec();
+    if sa.is_empty() {
+        let c = constant(g, 0.5, vec![3]);
+        return g.add(Op::Binary(BinaryOp::Add), &[a, c]).ok();
+    }
+    let op = match rng.random_range(0..14) {
+        0..=2 => {
+            // exp only of bounded values keeps results finite.
+            let u = UNARY[rng.random_range(0..UNARY.len())];
+            if u == UnaryOp::Exp {
+                let t = g.add(Op::Unary(UnaryOp::Tanh), &[a]).ok()?;
+                return g.add(Op::Unary(u), &[t]).ok();
+            }
+            return g.add(Op::Unary(u), &[a]).ok();
+        }
+        3..=5 => {
+            let op = Op::Binary(BINARY[rng.random_range(0..BINARY.len())]);
+            return g.add(op.clone(), &[a, b]).ok().or_else(|| {
+                let c = constant(g, rng.random_range(-1.5..1.5), vec![]);
+                g.add(op, &[a, c]).ok()
+            });
+        }
+        6 => {
+            let c = g.add(Op::Binary(BinaryOp::Gt), &[a, b]).ok()?;
+            return g.add(Op::Where, &[c, a, b]).ok();
+        }
+        7 => {
+            // Identities and strength reduction; no division by zero (WGSL leaves it indeterminate).
+            let k = [BinaryOp::Mul, BinaryOp::Add, BinaryOp::Div][rng.random_range(0..3)];
+            let v = if k == BinaryOp::Div {
+                [4.0, 0.5][rng.random_range(0..2)]
+            } else {
+                [1.0, 0.0][rng.random_range(0..2)]
+            };
+            let c = constant(g, v, vec![]);
+            return g.add(Op::Binary(k), &[a, c]).ok();
+        }
+        8 => {
+            let axis = rng.random_range(0..sa.len());
+            let kind = [ReduceKind::Sum, ReduceKind::Max, ReduceKind::Mean][rng.random_range(0..3)];
+            Op::Reduce { kind, axes: vec![axis], keepdims: rng.random_bool(0.5) }
+        }
+        9 => {
+            let mut perm: Vec<usize> = (0..sa.len()).collect();
+            perm.reverse();
+            if rng.random_bool(0.5) {
+                perm.rotate_left(1);
+            }
+            Op::Permute { perm }
+        }
+        10 => {
+            let n: usize = sa.iter().product();
+            let shape = if rng.random_bool(0.5) || n % 2 == 1 { vec![n] } else { vec![2, n / 2] };
+            Op::Reshape { shape: Shape::from(shape) }
+        }
+        11 => {
+            let mut shape = sa.clone();
+            shape.insert(0, [2, 3][rng.random_range(0..2)]);
+            Op::Broadcast { shape: Shape::from(shape) }
+        }
+        12 => {
+            let ranges = sa
+                .iter()
+                .map(|&d| {
+                    let start = rng.random_range(0..d);
+                    SliceRange { start, stop: d, step: rng.random_range(1..=2) }
+                })
+                .collect();
+            Op::Slice { ranges }
+        }
+        _ => {
+            if sa.len() >= 2 && rng.random_bool(0.5) {
+                Op::Softmax { axis: sa.len() - 1 }
+            } else {
+                // x [.., k] @ w [k, n] with a fresh param.
+                let k = *sa.last()?;
+                let name = format!("w{}", g.len());
+                let w = g.param(&name, [k, rng.random_range(1..6)], DType::F32);
+                let x = if sa.len() == 1 {
+                    g.add(Op::Reshape { shape: Shape::from([1, k]) }, &[a]).ok()?
+                } else {
+                    a
+                };
+                return g.add(Op::MatMul, &[x, w]).ok();
+            }
+        }
+    };
+    g.add(op, &[a]).ok()
+}
+
+fn random_graph(seed: u64) -> Graph {
+    let mut r = rng(seed);
+    let mut g = Graph::new();
+    let mut values = Vec::new();
+    let shape = dims(&mut r);
+    for i in 0..r.random_range(1..=3) {
+        // Inputs share a shape often (so binaries meet), or take a suffix of it (broadcast).
+        let s = if i == 0 || r.random_bool(0.6) {
+            shape.clone()
+        } else {
+            shape[r.random_range(0..shape.len())..].to_vec()
+        };
+        values.push(g.input(&format!("x{i}"), s, DType::F32));
+    }
+    for _ in 0..r.random_range(3..10) {
+        if let Some(v) = step(&mut g, &mut r, &values) {
+            values.push(v);
+        }
+    }
+    let last = *values.last().expect("values");
+    g.add_output(last).expect("output");
+    if values.len() > 3 && r.random_bool(0.5) {
+        let other = values[r.random_range(1..values.len() - 1)];
+        g.add_output(other).expect("output");
+    }
+    g
+}
+
+fn bindings(g: &Graph, seed: u64) -> Vec<(String, Tensor)> {
+    let mut r = rng(seed ^ 0x5eed);
+    g.nodes()
+        .iter()
+        .filter_map(|n| match &n.op {
+            Op::Input { name, shape, .. } | Op::Param { name, shape, .. } => {
+                let data = (0..shape.numel()).map(|_| r.random_range(-2.0..2.0)).collect();
+                Some((name.clone(), Tensor::new(shape.clone(), DType::F32, data)))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn close(want: &Tensor, got: &Tensor) -> bool {
+    want.shape == got.shape
+        && want
+            .data
+            .iter()
+            .zip(&got.data)
+            .all(|(w, x)| (w.is_nan() && x.is_nan()) || w == x || (w - x).abs() <= 1e-4 + 1e-3 * w.abs())
+}
+
+#[test]
+fn random_graphs_agree_interpreter_unoptimized_optimized() {
+    let Some(gpu) = gpu() else { return };
+    let cases: u64 = std::env::var("TESSERA_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
+    let optimized = CompileOptions::default();
+    let plain = CompileOptions::unoptimized();
+    let (mut before, mut after) = (0usize, 0usize);
+    let from: u64 = std::env::var("TESSERA_FUZZ_FROM").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+    for seed in from..from + cases {
+        let g = random_graph(seed);
+        g.verify().unwrap_or_else(|e| panic!("seed {seed}: generator built a bad graph: {e}\n{g}"));
+        let owned = bindings(&g, seed);
+        let binds: Vec<(&str, Tensor)> = owned.iter().map(|(n, t)| (n.as_str(), t.clone())).collect();
+        let want = interp::run(&g, &binds).unwrap_or_else(|e| panic!("seed {seed}: interpreter: {e}\n{g}"));
+        for (what, options) in [("unoptimized", &plain), ("optimized", &optimized)] {
+            let got = run_gpu_with(gpu, &g, &binds, options)
+                .unwrap_or_else(|e| panic!("seed {seed} {what}: {e}\n{g}"));
+            for (k, (w, x)) in want.iter().zip(&got).enumerate() {
+                assert!(
+                    close(w, x),
+                    "seed {seed} {what} output {k}:\nwant {:?}\n got {:?}\n{g}",
+                    w.data,
+                    x.data
+                );
+            }
+        }
+        before += compile(&g, gpu.profile(), &plain).map(|p| p.dispatches.len()).unwrap_or(0);
+        after += compile(&g, gpu.profile(), &optimized).map(|p| p.dispatches.len()).unwrap_or(0);
+    }
+    eprintln!("{cases} random graphs agree; dispatches {before} unoptimized -> {after} optimized");
+    assert!(after < before);
+}
+
+/// With only 4 storage buffers per kernel, fusion splits its groups and results still match.
+#[test]
+fn fusion_respects_a_four_buffer_profile() {
+    let mut g = Graph::new();
+    let xs: Vec<NodeId> = (0..6).map(|i| g.input(&format!("x{i}"), [3, 5], DType::F32)).collect();
+    let mut acc = g.add(Op::Unary(UnaryOp::Tanh), &[xs[0]]).expect("tanh");
+    for &x in &xs[1..] {
+        let t = g.add(Op::Unary(UnaryOp::Sigmoid), &[x]).expect("sigmoid");
+        acc = g.add(Op::Binary(BinaryOp::Mul), &[acc, t]).expect("mul");
+    }
+    g.add_output(acc).expect("output");
+    let mut profile = DeviceProfile::full();
+    profile.limits.max_storage_buffers_per_shader_stage = 4;
+    let plan = compile(&g, &profile, &CompileOptions::default()).expect("compiles");
+    for (d, k) in plan.dispatches.iter().zip(&plan.report) {
+        assert!(d.buffers.len() <= 4, "{} binds {}", k.kernel, d.buffers.len());
+    }
+    assert!(plan.dispatches.len() < 11, "{} dispatches (11 unfused)", plan.dispatches.len());
+    let Some(gpu) = gpu() else { return };
+    let owned = bindings(&g, 1);
+    let binds: Vec<(&str, Tensor)> = owned.iter().map(|(n, t)| (n.as_str(), t.clone())).collect();
+    let want = interp::run(&g, &binds).expect("interpreter");
+    // The GPU's own limits are larger: check the values of the 4-buffer plan by running it there.
+    let mut exe = gpu.load(&plan).expect("loads");
+    for (name, t) in &binds {
+        exe.write_input(name, &common::encode(&t.data, DType::F32)).expect("input");
+    }
+    let outs = exe.run().expect("runs");
+    let got = Tensor::new(vec![3, 5], DType::F32, common::decode(&outs[0], DType::F32));
+    assert!(close(&want[0], &got), "want {:?}\n got {:?}", want[0].data, got.data);
+}
