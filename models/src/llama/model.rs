@@ -94,7 +94,24 @@ impl LlamaModel {
         let gguf = GgufFile::open(path)?;
         let config = gguf.llama_config()?;
         let tokenizer = ModelTokenizer::from_gguf(&gguf)?;
-        let weights = WeightIndex::from_gguf(&gguf)?;
+        let mut weights = WeightIndex::from_gguf(&gguf)?;
+        // llama.cpp stores llama3-style RoPE scaling as per-frequency factors that divide the
+        // base frequencies (`rope_freqs.weight`, `[head_dim / 2]`).
+        if let Some(t) = gguf.tensor("rope_freqs.weight") {
+            let factors = crate::gguf::dequantize(&t)?;
+            let base = config.rope_inv_freq().map_err(ModelError::Invalid)?;
+            if factors.len() != base.len() || factors.iter().any(|f| !(f.is_finite() && *f > 0.0)) {
+                return Err(ModelError::Invalid(format!(
+                    "{}: rope_freqs.weight has {} factors for {} frequencies, or a non-positive one",
+                    path.display(),
+                    factors.len(),
+                    base.len()
+                )));
+            }
+            let inv_freq: Vec<f32> =
+                base.iter().zip(&factors).map(|(b, f)| (*b / f64::from(*f)) as f32).collect();
+            weights.insert_f32(super::graph::INV_FREQ, vec![1, inv_freq.len()], &inv_freq);
+        }
         LlamaModel::from_parts(name, config, tokenizer, weights, gpu, max_context)
     }
 
@@ -110,9 +127,11 @@ impl LlamaModel {
         config.validate().map_err(ModelError::Invalid)?;
         let model_context = config.max_position_embeddings as usize;
         let max_context = max_context.unwrap_or(model_context.min(4096)).clamp(1, model_context.max(1));
-        let inv_freq = config.rope_inv_freq().map_err(ModelError::Invalid)?;
-        let inv_freq: Vec<f32> = inv_freq.iter().map(|&f| f as f32).collect();
-        weights.insert_f32(super::graph::INV_FREQ, vec![1, inv_freq.len()], &inv_freq);
+        if !weights.params.contains_key(super::graph::INV_FREQ) {
+            let inv_freq = config.rope_inv_freq().map_err(ModelError::Invalid)?;
+            let inv_freq: Vec<f32> = inv_freq.iter().map(|&f| f as f32).collect();
+            weights.insert_f32(super::graph::INV_FREQ, vec![1, inv_freq.len()], &inv_freq);
+        }
         let shared = SharedBuffers::new();
         for (name, p) in std::mem::take(&mut weights.params) {
             gpu.write_shared(&shared, &name, &p.bytes)?;
