@@ -11,7 +11,7 @@ use rand::rngs::StdRng;
 use tessera::layers::compiler::{CompileOptions, DeviceProfile, compile};
 use tessera::layers::ir::interp::{self, Tensor};
 use tessera::layers::ir::{
-    BinaryOp, DType, Graph, NodeId, Op, ReduceKind, Shape, SliceRange, UnaryOp, float,
+    BinaryOp, DType, Graph, NodeId, Op, ReduceKind, RopeStyle, Shape, SliceRange, UnaryOp, float,
 };
 
 const UNARY: [UnaryOp; 9] = [
@@ -29,7 +29,7 @@ const BINARY: [BinaryOp; 5] = [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, Bina
 
 fn dims(rng: &mut StdRng) -> Vec<usize> {
     let rank = rng.random_range(1..=3);
-    (0..rank).map(|_| [1, 2, 3, 5, 7][rng.random_range(0..5)]).collect()
+    (0..rank).map(|_| [1, 2, 3, 4, 5, 6, 7][rng.random_range(0..7)]).collect()
 }
 
 fn constant(g: &mut Graph, v: f64, shape: Vec<usize>) -> NodeId {
@@ -49,7 +49,7 @@ fn step(g: &mut Graph, rng: &mut StdRng, values: &[NodeId]) -> Option<NodeId> {
         let c = constant(g, 0.5, vec![3]);
         return g.add(Op::Binary(BinaryOp::Add), &[a, c]).ok();
     }
-    let op = match rng.random_range(0..14) {
+    let op = match rng.random_range(0..15) {
         0..=2 => {
             // exp only of bounded values keeps results finite.
             let u = UNARY[rng.random_range(0..UNARY.len())];
@@ -113,6 +113,14 @@ fn step(g: &mut Graph, rng: &mut StdRng, values: &[NodeId]) -> Option<NodeId> {
                 })
                 .collect();
             Op::Slice { ranges }
+        }
+        13 if sa[sa.len() - 1] % 2 == 0 => {
+            // RoPE with per-pair angles as weights (fused into its consumers as index math).
+            let half = sa[sa.len() - 1] / 2;
+            let cos = g.param(&format!("cos{}", g.len()), [half], DType::F32);
+            let sin = g.param(&format!("sin{}", g.len()), [half], DType::F32);
+            let style = if rng.random_bool(0.5) { RopeStyle::HalfSplit } else { RopeStyle::Interleaved };
+            return g.add(Op::Rope { style }, &[a, cos, sin]).ok();
         }
         _ => {
             if sa.len() >= 2 && rng.random_bool(0.5) {

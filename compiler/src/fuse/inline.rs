@@ -9,7 +9,7 @@ use crate::codegen::index::{coords, row_major};
 use crate::codegen::{Binding, Scalar, Value};
 use std::collections::HashMap;
 use std::fmt::Write;
-use tessera_ir::Op;
+use tessera_ir::{Op, RopeStyle};
 
 /// Where an inlined op takes an operand from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -149,6 +149,38 @@ impl Emitter<'_> {
         Ok(name)
     }
 
+    /// RoPE at `at`: the element, its pair partner along the last axis, and the pair's cos/sin.
+    fn rope(&mut self, k: usize, style: RopeStyle, at: &[String]) -> Result<String, CompileError> {
+        let InlineOp { args, value, .. } = &self.inline.ops[k];
+        let (args, d) = (args.clone(), value.shape.last().copied().unwrap_or(0));
+        let (last, h) = (at.len() - 1, d / 2);
+        let c = at[last].clone();
+        let (first, pair, partner) = match style {
+            RopeStyle::HalfSplit => (
+                format!("({c} < {h}u)"),
+                format!("select({c} - {h}u, {c}, {c} < {h}u)"),
+                format!("select({c} - {h}u, {c} + {h}u, {c} < {h}u)"),
+            ),
+            RopeStyle::Interleaved => (
+                format!("(({c} & 1u) == 0u)"),
+                format!("({c} / 2u)"),
+                format!("select({c} - 1u, {c} + 1u, ({c} & 1u) == 0u)"),
+            ),
+        };
+        let first = self.fresh(first);
+        let mut half = at.to_vec();
+        half[last] = self.fresh(pair);
+        let mut other_at = at.to_vec();
+        other_at[last] = self.fresh(partner);
+        let v = self.emit(args[0], at)?;
+        let other = self.emit(args[0], &other_at)?;
+        let cos_at = broadcast(&half, self.shape(args[1]));
+        let sin_at = broadcast(&half, self.shape(args[2]));
+        let cos = self.emit(args[1], &cos_at)?;
+        let sin = self.emit(args[2], &sin_at)?;
+        Ok(format!("select({v} * {cos} + {other} * {sin}, {v} * {cos} - {other} * {sin}, {first})"))
+    }
+
     fn op(&mut self, k: usize, at: &[String]) -> Result<String, CompileError> {
         let InlineOp { op, args, value } = &self.inline.ops[k];
         let out = Scalar::of(value.dtype);
@@ -217,6 +249,7 @@ impl Emitter<'_> {
                     .collect();
                 return arg(self, 0, inner);
             }
+            Op::Rope { style } => return self.rope(k, *style, at),
             Op::Input { .. }
             | Op::Param { .. }
             | Op::State { .. }
@@ -228,7 +261,6 @@ impl Emitter<'_> {
             | Op::Softmax { .. }
             | Op::RmsNorm { .. }
             | Op::LayerNorm { .. }
-            | Op::Rope { .. }
             | Op::WriteSlice { .. }
             | Op::Attention { .. }
             | Op::QuantMatMul { .. }

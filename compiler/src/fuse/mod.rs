@@ -128,7 +128,8 @@ fn inline_kind(op: &Op) -> Ctx {
     match op {
         Op::Unary(_) | Op::Binary(_) | Op::Where | Op::Cast { .. } => Ctx::Full,
         Op::Reshape { .. } | Op::Permute { .. } | Op::Broadcast { .. } | Op::Slice { .. } => Ctx::Views,
-        Op::Constant { .. } | Op::Iota { .. } => Ctx::Views,
+        // Index math plus a few flops per element (two loads of x, one of cos and sin).
+        Op::Constant { .. } | Op::Iota { .. } | Op::Rope { .. } => Ctx::Views,
         Op::Input { .. }
         | Op::Param { .. }
         | Op::State { .. }
@@ -140,7 +141,6 @@ fn inline_kind(op: &Op) -> Ctx {
         | Op::Softmax { .. }
         | Op::RmsNorm { .. }
         | Op::LayerNorm { .. }
-        | Op::Rope { .. }
         | Op::WriteSlice { .. }
         | Op::Attention { .. }
         | Op::QuantMatMul { .. }
