@@ -5,9 +5,9 @@
 //! tokenizer.json and tokenizer_config.json. GGUF Q4_0/Q4_1/Q8_0 blocks convert losslessly;
 //! float matrices stay float unless `quantize` asks for affine codes.
 
+use crate::ModelError;
 use crate::config::LlamaConfig;
 use crate::gguf::{GgmlType, GgufFile};
-use crate::llama::ModelError;
 use crate::llama::weights::QuantMatrix;
 use crate::safetensors::{Dtype, ShardedSafetensors, TensorView, write_safetensors};
 use crate::tokenizer::ModelTokenizer;

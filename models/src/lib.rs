@@ -22,6 +22,7 @@
 pub mod bert;
 pub mod config;
 pub mod convert;
+mod error;
 mod file_bytes;
 pub mod gguf;
 pub mod llama;
@@ -30,6 +31,7 @@ pub mod sample;
 pub mod tokenizer;
 
 pub use config::{BertConfig, ConfigError, LlamaConfig};
+pub use error::ModelError;
 pub use file_bytes::FileBytes;
 
 /// `$TESSERA_HOME`, or `~/.cache/tessera` when unset: where models are cached.

@@ -3,6 +3,9 @@
 //! GPU against the reference interpreter, for every pooling mode; and each sentence's vector does
 //! not depend on its batch-mates or on the padded length.
 
+mod common;
+use common::gpu;
+
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::sync::Arc;
@@ -15,18 +18,7 @@ use tessera_models::bert::weights::TensorSpec;
 use tessera_models::bert::{
     BertModel, BertWeights, EncodeShape, Pooling, SentenceConfig, build_encoder, cosine,
 };
-use tessera_runtime::{Gpu, SharedBuffers};
-
-fn gpu() -> Option<Gpu> {
-    match Gpu::from_env() {
-        Ok(g) => Some(g),
-        Err(e) if std::env::var_os("CI").is_some() => panic!("no GPU adapter under CI: {e}"),
-        Err(e) => {
-            eprintln!("SKIPPED: no GPU adapter ({e})");
-            None
-        }
-    }
-}
+use tessera_runtime::SharedBuffers;
 
 fn tiny_config() -> BertConfig {
     serde_json::from_str(

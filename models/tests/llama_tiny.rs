@@ -2,6 +2,9 @@
 //! built in the IR: prefill then decode steps through the KV cache on the GPU, compared with the
 //! reference interpreter step by step.
 
+mod common;
+use common::gpu;
+
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::collections::HashMap;
@@ -11,18 +14,7 @@ use tessera_ir::{DType, Op};
 use tessera_models::LlamaConfig;
 use tessera_models::llama::graph::{StepShape, build_step, inputs};
 use tessera_models::llama::weights::{QuantMatrix, WeightIndex};
-use tessera_runtime::{Gpu, SharedBuffers};
-
-fn gpu() -> Option<Gpu> {
-    match Gpu::from_env() {
-        Ok(g) => Some(g),
-        Err(e) if std::env::var_os("CI").is_some() => panic!("no GPU adapter under CI: {e}"),
-        Err(e) => {
-            eprintln!("SKIPPED: no GPU adapter ({e})");
-            None
-        }
-    }
-}
+use tessera_runtime::SharedBuffers;
 
 fn tiny_config() -> LlamaConfig {
     serde_json::from_str(

@@ -9,5 +9,5 @@ mod model;
 pub mod weights;
 
 pub use graph::{Activation, EncodeShape, Pooling, build_encoder};
-pub use model::{BertModel, EmbedError, Embeddings, SentenceConfig, cosine};
-pub use weights::{BertWeights, WeightError};
+pub use model::{BertModel, Embeddings, SentenceConfig, cosine};
+pub use weights::BertWeights;

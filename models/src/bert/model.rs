@@ -4,7 +4,8 @@
 //! compiled on first use, all binding the same weights.
 
 use super::graph::{EncodeShape, Pooling, build_encoder, inputs};
-use super::weights::{BertWeights, WeightError};
+use super::weights::BertWeights;
+use crate::ModelError;
 use crate::config::BertConfig;
 use crate::safetensors::SafetensorsFile;
 use crate::tokenizer::{ModelTokenizer, Tokenizer};
@@ -20,35 +21,6 @@ use tokenizers::TruncationParams;
 const LENGTH_BUCKETS: [usize; 6] = [16, 32, 64, 128, 256, 512];
 /// Sentences per run are padded up to one of these.
 const BATCH_BUCKETS: [usize; 3] = [1, 8, 32];
-
-/// Everything that can fail while loading or running an encoder.
-#[derive(Debug, thiserror::Error)]
-pub enum EmbedError {
-    /// The weights are malformed or do not match config.json.
-    #[error(transparent)]
-    Weights(#[from] WeightError),
-    /// The safetensors file is malformed.
-    #[error(transparent)]
-    Safetensors(#[from] crate::safetensors::SafetensorsError),
-    /// config.json is malformed.
-    #[error(transparent)]
-    Config(#[from] crate::config::ConfigError),
-    /// The tokenizer could not be built or used.
-    #[error(transparent)]
-    Tokenizer(#[from] crate::tokenizer::TokenizerError),
-    /// The encoder graph is invalid (a bug or an unsupported configuration).
-    #[error(transparent)]
-    Ir(#[from] tessera_ir::IrError),
-    /// The compiler could not fit the model to the device.
-    #[error(transparent)]
-    Compile(#[from] tessera_compiler::CompileError),
-    /// The GPU failed.
-    #[error(transparent)]
-    Runtime(#[from] tessera_runtime::RuntimeError),
-    /// Anything else, with its cause.
-    #[error("{0}")]
-    Invalid(String),
-}
 
 /// What the sentence-transformers files of a model directory say.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -93,17 +65,17 @@ struct SentenceBertFile {
     max_seq_length: Option<usize>,
 }
 
-fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, EmbedError> {
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, ModelError> {
     let file = path.display();
     let text = std::fs::read_to_string(path)
-        .map_err(|e| EmbedError::Invalid(format!("{file}: cannot read: {e}")))?;
-    serde_json::from_str(&text).map_err(|e| EmbedError::Invalid(format!("{file}: {e}")))
+        .map_err(|e| ModelError::Invalid(format!("{file}: cannot read: {e}")))?;
+    serde_json::from_str(&text).map_err(|e| ModelError::Invalid(format!("{file}: {e}")))
 }
 
 impl SentenceConfig {
     /// Reads `modules.json`, the pooling module's `config.json` and `sentence_bert_config.json`
     /// from `dir`; a plain Hugging Face BERT directory gets mean pooling without normalization.
-    pub fn from_dir(dir: &Path, cfg: &BertConfig) -> Result<SentenceConfig, EmbedError> {
+    pub fn from_dir(dir: &Path, cfg: &BertConfig) -> Result<SentenceConfig, ModelError> {
         let modules_path = dir.join("modules.json");
         let modules: Vec<ModuleEntry> =
             if modules_path.is_file() { read_json(&modules_path)? } else { Vec::new() };
@@ -113,7 +85,7 @@ impl SentenceConfig {
         let pooling = if pooling_path.is_file() {
             let file: PoolingFile = read_json(&pooling_path)?;
             pooling_mode(&file)
-                .map_err(|e| EmbedError::Invalid(format!("{}: {e}", pooling_path.display())))?
+                .map_err(|e| ModelError::Invalid(format!("{}: {e}", pooling_path.display())))?
         } else {
             Pooling::Mean
         };
@@ -123,7 +95,7 @@ impl SentenceConfig {
         let positions = cfg.max_position_embeddings;
         let max_seq_length = st_max.unwrap_or(positions).min(positions);
         if max_seq_length == 0 {
-            return Err(EmbedError::Invalid(format!("{}: max_seq_length is 0", dir.display())));
+            return Err(ModelError::Invalid(format!("{}: max_seq_length is 0", dir.display())));
         }
         Ok(SentenceConfig { pooling, normalize, max_seq_length })
     }
@@ -185,16 +157,16 @@ pub struct BertModel {
 impl BertModel {
     /// Loads a sentence-transformers or Hugging Face BERT directory (config.json,
     /// model.safetensors, tokenizer.json) onto `gpu`.
-    pub fn load(dir: &Path, gpu: Arc<Gpu>) -> Result<BertModel, EmbedError> {
+    pub fn load(dir: &Path, gpu: Arc<Gpu>) -> Result<BertModel, ModelError> {
         if !dir.is_dir() {
-            return Err(EmbedError::Invalid(format!("{}: not a model directory", dir.display())));
+            return Err(ModelError::Invalid(format!("{}: not a model directory", dir.display())));
         }
         let config = BertConfig::from_file(&dir.join("config.json"))?;
         let sentence = SentenceConfig::from_dir(dir, &config)?;
         let tokenizer = ModelTokenizer::from_dir(dir)?.tokenizer;
         let weights_path = dir.join("model.safetensors");
         if !weights_path.is_file() {
-            return Err(EmbedError::Invalid(format!("{}: not found", weights_path.display())));
+            return Err(ModelError::Invalid(format!("{}: not found", weights_path.display())));
         }
         let file = SafetensorsFile::open(&weights_path)?;
         let weights = BertWeights::from_safetensors(&file, &config)?;
@@ -210,7 +182,7 @@ impl BertModel {
         mut tokenizer: Tokenizer,
         weights: BertWeights,
         gpu: Arc<Gpu>,
-    ) -> Result<BertModel, EmbedError> {
+    ) -> Result<BertModel, ModelError> {
         // Batches are padded here, per bucket; tokenizer.json's own padding/truncation settings
         // (often a fixed 128) are replaced by sentence-transformers' max_seq_length.
         tokenizer.with_padding(None);
@@ -218,7 +190,7 @@ impl BertModel {
             TruncationParams { max_length: sentence.max_seq_length, ..TruncationParams::default() };
         tokenizer
             .with_truncation(Some(truncation))
-            .map_err(|e| EmbedError::Invalid(format!("{name}: tokenizer truncation: {e}")))?;
+            .map_err(|e| ModelError::Invalid(format!("{name}: tokenizer truncation: {e}")))?;
         let shared = SharedBuffers::new();
         for (param, p) in &weights.params {
             gpu.write_shared(&shared, param, &p.bytes)?;
@@ -254,21 +226,21 @@ impl BertModel {
     }
 
     /// Token ids of each text: WordPiece with `[CLS]`/`[SEP]`, truncated to `max_seq_length`.
-    pub fn tokenize(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>, EmbedError> {
+    pub fn tokenize(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>, ModelError> {
         texts
             .iter()
             .map(|t| {
                 let enc = self
                     .tokenizer
                     .encode(*t, true)
-                    .map_err(|e| EmbedError::Invalid(format!("{}: tokenizer: {e}", self.name)))?;
+                    .map_err(|e| ModelError::Invalid(format!("{}: tokenizer: {e}", self.name)))?;
                 Ok(enc.get_ids().to_vec())
             })
             .collect()
     }
 
     /// Tokenizes and embeds `texts`, batching them by length.
-    pub fn embed(&mut self, texts: &[&str]) -> Result<Embeddings, EmbedError> {
+    pub fn embed(&mut self, texts: &[&str]) -> Result<Embeddings, ModelError> {
         let token_ids = self.tokenize(texts)?;
         let vectors = self.embed_ids(&token_ids)?;
         Ok(Embeddings { token_ids, vectors })
@@ -276,7 +248,7 @@ impl BertModel {
 
     /// Embeds already tokenized sentences in the runs [`BertModel::batches`] plans; vectors come
     /// back in input order.
-    pub fn embed_ids(&mut self, ids: &[Vec<u32>]) -> Result<Vec<Vec<f32>>, EmbedError> {
+    pub fn embed_ids(&mut self, ids: &[Vec<u32>]) -> Result<Vec<Vec<f32>>, ModelError> {
         let mut vectors = vec![Vec::new(); ids.len()];
         for (shape, rows) in self.batches(ids)? {
             let group: Vec<&[u32]> = rows.iter().map(|&i| ids[i].as_slice()).collect();
@@ -289,7 +261,7 @@ impl BertModel {
 
     /// How `ids` are run: sorted by length, grouped into runs of one length bucket and at most
     /// the largest batch bucket; each run's bucket and the input indices it holds.
-    pub fn batches(&self, ids: &[Vec<u32>]) -> Result<Vec<(EncodeShape, Vec<usize>)>, EmbedError> {
+    pub fn batches(&self, ids: &[Vec<u32>]) -> Result<Vec<(EncodeShape, Vec<usize>)>, ModelError> {
         let mut order: Vec<usize> = (0..ids.len()).collect();
         order.sort_by_key(|&i| ids[i].len());
         let max_batch = BATCH_BUCKETS[BATCH_BUCKETS.len() - 1];
@@ -308,10 +280,10 @@ impl BertModel {
     }
 
     /// The padded length a sentence of `len` tokens runs at.
-    pub fn length_bucket(&self, len: usize) -> Result<usize, EmbedError> {
+    pub fn length_bucket(&self, len: usize) -> Result<usize, ModelError> {
         let max = self.sentence.max_seq_length;
         if len > max {
-            return Err(EmbedError::Invalid(format!(
+            return Err(ModelError::Invalid(format!(
                 "a sentence of {len} tokens is over max_seq_length {max}"
             )));
         }
@@ -320,21 +292,21 @@ impl BertModel {
 
     /// Compiles and loads the plans embedding `ids` will use, so that timing measures running,
     /// not compiling.
-    pub fn prepare(&mut self, ids: &[Vec<u32>]) -> Result<(), EmbedError> {
+    pub fn prepare(&mut self, ids: &[Vec<u32>]) -> Result<(), ModelError> {
         for (shape, _) in self.batches(ids)? {
             self.plan(shape)?;
         }
         Ok(())
     }
 
-    fn plan(&mut self, shape: EncodeShape) -> Result<&mut Executable, EmbedError> {
+    fn plan(&mut self, shape: EncodeShape) -> Result<&mut Executable, ModelError> {
         if !self.plans.contains_key(&shape) {
             let graph = build_encoder(&self.config, shape, self.sentence.pooling, self.sentence.normalize)?;
             let plan = tessera_compiler::compile(&graph, self.gpu.profile(), &self.options)?;
             let exe = self.gpu.load_shared(&plan, &self.shared)?;
             self.plans.insert(shape, exe);
         }
-        self.plans.get_mut(&shape).ok_or_else(|| EmbedError::Invalid("encoder plan vanished".into()))
+        self.plans.get_mut(&shape).ok_or_else(|| ModelError::Invalid("encoder plan vanished".into()))
     }
 
     /// Runs up to `shape.batch` sentences of at most `shape.seq` tokens in one plan; unused
@@ -343,9 +315,9 @@ impl BertModel {
         &mut self,
         shape: EncodeShape,
         sentences: &[&[u32]],
-    ) -> Result<Vec<Vec<f32>>, EmbedError> {
+    ) -> Result<Vec<Vec<f32>>, ModelError> {
         if sentences.len() > shape.batch {
-            return Err(EmbedError::Invalid(format!(
+            return Err(ModelError::Invalid(format!(
                 "{} sentences in a batch of {}",
                 sentences.len(),
                 shape.batch
@@ -356,14 +328,14 @@ impl BertModel {
         let mut lengths = vec![1u32; shape.batch];
         for (row, ids) in sentences.iter().enumerate() {
             if ids.len() > shape.seq {
-                return Err(EmbedError::Invalid(format!(
+                return Err(ModelError::Invalid(format!(
                     "{} tokens in a bucket of {}",
                     ids.len(),
                     shape.seq
                 )));
             }
             if let Some(&bad) = ids.iter().find(|&&t| t as usize >= vocab) {
-                return Err(EmbedError::Invalid(format!(
+                return Err(ModelError::Invalid(format!(
                     "token id {bad} is outside the vocabulary of {vocab}"
                 )));
             }
@@ -376,11 +348,11 @@ impl BertModel {
         exe.write_input(inputs::TOKENS, &u32s(&tokens))?;
         exe.write_input(inputs::LENGTHS, &u32s(&lengths))?;
         let outs = exe.run()?;
-        let bytes = outs.first().ok_or_else(|| EmbedError::Invalid("the encoder returned nothing".into()))?;
+        let bytes = outs.first().ok_or_else(|| ModelError::Invalid("the encoder returned nothing".into()))?;
         let values: Vec<f32> =
             bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
         if values.len() < sentences.len() * dim {
-            return Err(EmbedError::Invalid(format!("the encoder returned {} values", values.len())));
+            return Err(ModelError::Invalid(format!("the encoder returned {} values", values.len())));
         }
         Ok(values.chunks_exact(dim).take(sentences.len()).map(<[f32]>::to_vec).collect())
     }

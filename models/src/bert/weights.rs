@@ -5,29 +5,12 @@
 //! prefix names with `bert.`, and old TensorFlow conversions name LayerNorm `gamma`/`beta`:
 //! both are accepted.
 
+use crate::ModelError;
 use crate::config::BertConfig;
 use crate::llama::weights::HostParam;
-use crate::safetensors::{SafetensorsError, SafetensorsFile};
+use crate::safetensors::SafetensorsFile;
 use std::collections::HashMap;
 use tessera_ir::DType;
-
-/// Errors preparing weights.
-#[derive(Debug, thiserror::Error)]
-pub enum WeightError {
-    /// The safetensors file is malformed.
-    #[error(transparent)]
-    Safetensors(#[from] SafetensorsError),
-    /// A tensor the model needs is missing or has an unexpected shape or type.
-    #[error("{file}: tensor {tensor}: {reason}")]
-    Tensor {
-        /// File name.
-        file: String,
-        /// Tensor name (Hugging Face naming).
-        tensor: String,
-        /// What is wrong.
-        reason: String,
-    },
-}
 
 /// One tensor the encoder reads.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -90,14 +73,14 @@ impl BertWeights {
     /// checking each length.
     pub fn from_fn(
         cfg: &BertConfig,
-        mut values: impl FnMut(&TensorSpec) -> Result<Vec<f32>, WeightError>,
-    ) -> Result<BertWeights, WeightError> {
+        mut values: impl FnMut(&TensorSpec) -> Result<Vec<f32>, ModelError>,
+    ) -> Result<BertWeights, ModelError> {
         let mut w = BertWeights::default();
         for spec in tensor_specs(cfg) {
             let v = values(&spec)?;
             let want: usize = spec.shape.iter().product();
             if v.len() != want {
-                return Err(WeightError::Tensor {
+                return Err(ModelError::Tensor {
                     file: "<weights>".into(),
                     tensor: spec.name,
                     reason: format!("{} values, expected {want} for shape {:?}", v.len(), spec.shape),
@@ -109,9 +92,9 @@ impl BertWeights {
     }
 
     /// Reads every tensor the encoder needs from a safetensors checkpoint.
-    pub fn from_safetensors(file: &SafetensorsFile, cfg: &BertConfig) -> Result<BertWeights, WeightError> {
+    pub fn from_safetensors(file: &SafetensorsFile, cfg: &BertConfig) -> Result<BertWeights, ModelError> {
         BertWeights::from_fn(cfg, |spec| {
-            let err = |reason: String| WeightError::Tensor {
+            let err = |reason: String| ModelError::Tensor {
                 file: file.file_name().to_string(),
                 tensor: spec.name.clone(),
                 reason,

@@ -2,19 +2,20 @@
 //! mlx-community directory (MLX affine-quantized `weight`/`scales`/`biases` triples, which
 //! `tessera convert` also writes). Tensor names are Hugging Face's, verbatim.
 
-use super::weights::{QuantMatrix, WeightError, WeightIndex};
+use super::weights::{QuantMatrix, WeightIndex};
+use crate::ModelError;
 use crate::config::LlamaConfig;
 use crate::safetensors::{Dtype, ShardedSafetensors, TensorView};
 
 impl WeightIndex {
     /// Prepares every tensor of a Llama-family checkpoint directory.
-    pub fn from_safetensors(st: &ShardedSafetensors, cfg: &LlamaConfig) -> Result<WeightIndex, WeightError> {
+    pub fn from_safetensors(st: &ShardedSafetensors, cfg: &LlamaConfig) -> Result<WeightIndex, ModelError> {
         let mut w = WeightIndex::default();
         let names: Vec<String> = st.names().map(str::to_string).collect();
         for name in &names {
             let file = st.shard_for(name).map(|f| f.file_name().to_string()).unwrap_or_default();
             let err =
-                |reason: String| WeightError::Tensor { file: file.clone(), tensor: name.clone(), reason };
+                |reason: String| ModelError::Tensor { file: file.clone(), tensor: name.clone(), reason };
             let view = st.tensor(name).ok_or_else(|| err("listed but not readable".into()))?;
             if name.ends_with(".scales")
                 || (name.ends_with(".biases") && st.tensor(&scales_of(name)).is_some())
@@ -50,7 +51,7 @@ impl WeightIndex {
             }
         }
         if !w.has("model.embed_tokens") {
-            return Err(WeightError::Tensor {
+            return Err(ModelError::Tensor {
                 file: String::new(),
                 tensor: "model.embed_tokens.weight".into(),
                 reason: "missing".into(),

@@ -1,7 +1,8 @@
 //! The generation loop: prefill the prompt, then one decode step per token until an end token,
 //! the token limit or the end of the context, streaming text as it becomes complete UTF-8.
 
-use super::model::{LlamaModel, ModelError};
+use super::model::LlamaModel;
+use crate::ModelError;
 use crate::sample::{Sampler, SamplerConfig, top_logprobs};
 use crate::tokenizer::StreamingDecoder;
 use std::time::{Duration, Instant};

@@ -8,5 +8,6 @@ pub mod graph;
 mod model;
 pub mod weights;
 
+pub use crate::ModelError;
 pub use generate::{GenerateOptions, Generation, generate};
-pub use model::{LlamaModel, ModelError, StepOutput};
+pub use model::{LlamaModel, StepOutput};

@@ -3,7 +3,8 @@
 //! first use (one per prefill bucket, one for decode) that all bind the same weights and cache.
 
 use super::graph::{StepShape, build_step, inputs};
-use super::weights::{WeightError, WeightIndex};
+use super::weights::WeightIndex;
+use crate::ModelError;
 use crate::config::LlamaConfig;
 use crate::gguf::GgufFile;
 use crate::safetensors::ShardedSafetensors;
@@ -16,35 +17,6 @@ use tessera_runtime::{Executable, Gpu, SharedBuffers};
 
 /// Prefill lengths are padded up to one of these, so a handful of plans serve every prompt.
 const PREFILL_BUCKETS: [usize; 9] = [16, 32, 64, 128, 256, 512, 1024, 2048, 4096];
-
-/// Everything that can fail while loading or running a model.
-#[derive(Debug, thiserror::Error)]
-pub enum ModelError {
-    /// The model file or directory is malformed or unsupported.
-    #[error(transparent)]
-    Weights(#[from] WeightError),
-    /// The GGUF file is malformed.
-    #[error(transparent)]
-    Gguf(#[from] crate::gguf::GgufError),
-    /// config.json is malformed.
-    #[error(transparent)]
-    Config(#[from] crate::config::ConfigError),
-    /// The tokenizer could not be built or used.
-    #[error(transparent)]
-    Tokenizer(#[from] crate::tokenizer::TokenizerError),
-    /// The model graph is invalid (a bug or an unsupported configuration).
-    #[error(transparent)]
-    Ir(#[from] tessera_ir::IrError),
-    /// The compiler could not fit the model to the device.
-    #[error(transparent)]
-    Compile(#[from] tessera_compiler::CompileError),
-    /// The GPU failed.
-    #[error(transparent)]
-    Runtime(#[from] tessera_runtime::RuntimeError),
-    /// Anything else, with its cause.
-    #[error("{0}")]
-    Invalid(String),
-}
 
 /// What one step returns.
 #[derive(Clone, Debug, PartialEq)]

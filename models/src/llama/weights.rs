@@ -4,7 +4,8 @@
 //! Q4_0 (bias = -8 scale), Q4_1 (bias = min) and Q8_0 (codes + 128, bias = -128 scale) exactly.
 //! Float matrices are stored transposed (`[in, out]`) so the graph multiplies without a permute.
 
-use crate::gguf::{GgmlType, GgufError, GgufFile};
+use crate::ModelError;
+use crate::gguf::{GgmlType, GgufFile};
 use std::collections::HashMap;
 use tessera_ir::{DType, IrError};
 
@@ -49,24 +50,6 @@ pub struct WeightIndex {
     biases: HashMap<String, usize>,
     /// Parameter data by graph name.
     pub params: HashMap<String, HostParam>,
-}
-
-/// Errors preparing weights.
-#[derive(Debug, thiserror::Error)]
-pub enum WeightError {
-    /// The GGUF file is malformed or unsupported.
-    #[error(transparent)]
-    Gguf(#[from] GgufError),
-    /// A tensor the model needs is missing or has an unexpected shape or type.
-    #[error("{file}: tensor {tensor}: {reason}")]
-    Tensor {
-        /// File name.
-        file: String,
-        /// Tensor name (Hugging Face naming).
-        tensor: String,
-        /// What is wrong.
-        reason: String,
-    },
 }
 
 impl WeightIndex {
@@ -135,16 +118,13 @@ impl WeightIndex {
     }
 
     /// Prepares every tensor of a GGUF Llama-family model.
-    pub fn from_gguf(gguf: &GgufFile) -> Result<WeightIndex, WeightError> {
+    pub fn from_gguf(gguf: &GgufFile) -> Result<WeightIndex, ModelError> {
         let mut w = WeightIndex::default();
         let file = gguf.file_name().to_string();
         for t in gguf.hf_tensors()? {
             let shape = t.shape();
-            let err = |reason: String| WeightError::Tensor {
-                file: file.clone(),
-                tensor: t.hf_name.clone(),
-                reason,
-            };
+            let err =
+                |reason: String| ModelError::Tensor { file: file.clone(), tensor: t.hf_name.clone(), reason };
             let Some(prefix) = t.hf_name.strip_suffix(".weight").or_else(|| t.hf_name.strip_suffix(".bias"))
             else {
                 return Err(err("unexpected tensor name".into()));

@@ -1,4 +1,4 @@
-//! Test support: a tiny GGUF writer (so reader tests build their own files) and the path of the
+//! Test support: a tiny GGUF writer (so reader tests build their own files), the GPU, and the path of the
 //! real models in `$TESSERA_HOME`.
 #![allow(dead_code)]
 
@@ -132,3 +132,16 @@ pub fn real_model(relative: &str) -> Option<PathBuf> {
 
 pub const SMOLLM2_GGUF: &str = "SmolLM2-135M-Instruct/SmolLM2-135M-Instruct.Q4_1.gguf";
 pub const MINILM_DIR: &str = "all-MiniLM-L6-v2";
+
+/// The test GPU. Without an adapter: panics when `CI` is set (a failure, never a silent skip),
+/// else returns None so a developer without a driver can run the CPU tests.
+pub fn gpu() -> Option<tessera_runtime::Gpu> {
+    match tessera_runtime::Gpu::from_env() {
+        Ok(g) => Some(g),
+        Err(e) if std::env::var_os("CI").is_some() => panic!("no GPU adapter under CI: {e}"),
+        Err(e) => {
+            eprintln!("SKIPPED: no GPU adapter ({e})");
+            None
+        }
+    }
+}
