@@ -48,6 +48,7 @@
 //!     states: vec![],
 //!     outputs: vec![io("output0", 1)],
 //!     peak_bytes: 32,
+//!     report: Default::default(),
 //! };
 //! let mut exe = gpu.load(&plan)?;
 //! exe.write_input("x", bytemuck::cast_slice(&[1.0f32, 2.0, 3.0, 4.0]))?;

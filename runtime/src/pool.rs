@@ -12,6 +12,9 @@ pub struct MemoryStats {
     pub current_bytes: u64,
     /// Most bytes allocated at once since the device was created.
     pub peak_bytes: u64,
+    /// Bytes copied to upload shared weights: twice their size through a staging buffer (host to
+    /// staging, staging to device), once through a buffer mapped at creation (unified memory).
+    pub copied_bytes: u64,
 }
 
 /// How often the pool could hand back a released buffer.
@@ -121,6 +124,39 @@ impl BufferPool {
         state.memory.current_bytes += class;
         state.memory.peak_bytes = state.memory.peak_bytes.max(state.memory.current_bytes);
         Ok(PooledBuffer { buffer, class, usage, reused: false })
+    }
+
+    /// A new buffer holding `bytes` (zero-padded to 4), written through a mapping at creation:
+    /// on unified-memory adapters the host writes the device's memory directly, with no
+    /// staging buffer and no GPU copy. Needs `MAPPABLE_PRIMARY_BUFFERS` (adds `MAP_WRITE`).
+    pub fn create_mapped(
+        &self,
+        device: &wgpu::Device,
+        bytes: &[u8],
+        usage: wgpu::BufferUsages,
+        label: &str,
+    ) -> Result<PooledBuffer, RuntimeError> {
+        let class = (bytes.len() as u64).div_ceil(4).max(1) * 4;
+        let usage = usage | wgpu::BufferUsages::MAP_WRITE;
+        let descriptor =
+            wgpu::BufferDescriptor { label: Some(label), size: class, usage, mapped_at_creation: true };
+        let buffer = scoped(device, || device.create_buffer(&descriptor))?;
+        {
+            let mut view = buffer.get_mapped_range_mut(..).map_err(|e| RuntimeError::Map(e.to_string()))?;
+            view.slice(..bytes.len()).copy_from_slice(bytes);
+        }
+        buffer.unmap();
+        let mut state = self.lock();
+        state.stats.allocated += 1;
+        state.memory.current_bytes += class;
+        state.memory.peak_bytes = state.memory.peak_bytes.max(state.memory.current_bytes);
+        state.memory.copied_bytes += bytes.len() as u64;
+        Ok(PooledBuffer { buffer, class, usage, reused: false })
+    }
+
+    /// Counts `bytes` copied by an upload.
+    pub fn record_copy(&self, bytes: u64) {
+        self.lock().memory.copied_bytes += bytes;
     }
 
     /// Keeps `buffer` for the next acquire of its class and usage.

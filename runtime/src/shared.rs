@@ -196,6 +196,23 @@ impl SharedInner {
     }
 }
 
+impl SharedInner {
+    /// A new param buffer written through a mapping at creation (unified-memory adapters).
+    fn create_mapped(&mut self, gpu: &Gpu, name: &str, bytes: &[u8]) -> Result<(), RuntimeError> {
+        let buffer = gpu.pool.create_mapped(&gpu.device, bytes, SHARED_USAGE, name)?;
+        let pool = Arc::clone(&gpu.pool);
+        let entry = SharedEntry {
+            role: BufferRole::Param,
+            bytes: bytes.len() as u64,
+            buffer: Some(buffer),
+            pool,
+            pooled: false,
+        };
+        self.entries.insert(name.to_string(), Arc::new(entry));
+        Ok(())
+    }
+}
+
 fn check_match(request: &SharedRequest, entry: &SharedEntry) -> Result<(), RuntimeError> {
     let mismatch = |reason: String| RuntimeError::SharedMismatch { name: request.name.to_string(), reason };
     if request.role != entry.role {
@@ -272,10 +289,15 @@ impl Gpu {
                     check_match(&SharedRequest { role: entry.role, ..request }, entry)?;
                     Arc::clone(entry)
                 }
+                // Unified memory: the bytes go from the host straight into the device's buffer.
+                None if self.has_unified_memory() => return inner.create_mapped(self, name, bytes),
                 None => inner.bind(self, &[request])?.remove(0),
             }
         };
-        write_bytes(&self.device, &self.queue, entry.buffer(), bytes)
+        write_bytes(&self.device, &self.queue, entry.buffer(), bytes)?;
+        // Host to wgpu's staging memory, then staging to the buffer on the GPU.
+        self.pool.record_copy(2 * len);
+        Ok(())
     }
 
     /// The bytes of the shared buffer `name` (a copy through a staging buffer; waits for the GPU).

@@ -39,7 +39,10 @@ fn released_buffers_are_reused_and_memory_is_tracked() {
     let mut again = gpu.load(&plan).unwrap();
     let pool = gpu.pool_stats();
     assert_eq!((pool.reused, pool.allocated, pool.free_buffers), (4, 4, 0));
-    assert_eq!(gpu.memory(), tessera_runtime::MemoryStats { current_bytes: held, peak_bytes: held });
+    assert_eq!(
+        gpu.memory(),
+        tessera_runtime::MemoryStats { current_bytes: held, peak_bytes: held, copied_bytes: 0 }
+    );
     // Reused buffers start zeroed, like fresh ones: the output reads as a + b with b never written.
     again.write_input("a", &common::f32_bytes(&[5.0; 1000])).unwrap();
     assert_eq!(common::f32s(&again.run().unwrap()[0]), vec![5.0; 1000]);
@@ -50,5 +53,8 @@ fn released_buffers_are_reused_and_memory_is_tracked() {
     drop((again, other));
     assert_eq!(gpu.memory().peak_bytes, 2 * held);
     gpu.trim_pool();
-    assert_eq!(gpu.memory(), tessera_runtime::MemoryStats { current_bytes: 0, peak_bytes: 2 * held });
+    assert_eq!(
+        gpu.memory(),
+        tessera_runtime::MemoryStats { current_bytes: 0, peak_bytes: 2 * held, copied_bytes: 0 }
+    );
 }

@@ -82,6 +82,7 @@ fn odd_f16_lengths_are_padded_on_the_device_and_exact_on_the_host() {
         states: vec![],
         outputs: vec![common::io("output0", 1, 3, DType::F16)],
         peak_bytes: 16,
+        report: Default::default(),
     };
     let mut exe = gpu.load(&plan).unwrap();
     // 1.0, 2.5, -3.0 as f16

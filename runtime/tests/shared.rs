@@ -6,7 +6,7 @@ mod common;
 use common::{buffer, f32_bytes, f32s, io, kernel, vector_add};
 use tessera_compiler::{Access, BufferId, BufferRole, Dispatch, Plan};
 use tessera_ir::DType;
-use tessera_runtime::{RuntimeError, SharedBuffers};
+use tessera_runtime::{Gpu, GpuOptions, RuntimeError, SharedBuffers};
 
 /// state[i] += x[i] in place.
 const ACCUMULATE_WGSL: &str = "
@@ -43,6 +43,7 @@ fn accumulate(n: usize) -> Plan {
         inputs: vec![io("x", 0, n, DType::F32)],
         states: vec![io("cache", 1, n, DType::F32)],
         peak_bytes: 2 * bytes,
+        report: Default::default(),
         ..Plan::default()
     }
 }
@@ -74,6 +75,7 @@ fn accumulate_and_scale(n: usize) -> Plan {
         states: vec![io("cache", 1, n, DType::F32)],
         outputs: vec![io("output0", 3, n, DType::F32)],
         peak_bytes: 4 * bytes,
+        report: Default::default(),
     }
 }
 
@@ -96,6 +98,7 @@ fn read_scaled(n: usize) -> Plan {
         states: vec![io("cache", 0, n, DType::F32)],
         outputs: vec![io("output0", 2, n, DType::F32)],
         peak_bytes: 3 * bytes,
+        report: Default::default(),
         ..Plan::default()
     }
 }
@@ -294,4 +297,23 @@ fn shared_buffers_belong_to_one_gpu() {
     gpu.write_shared(&shared, "w", &[0u8; 16]).unwrap();
     assert!(matches!(other.load_shared(&read_scaled(4), &shared), Err(RuntimeError::Validation(_))));
     assert!(matches!(other.write_shared(&shared, "w", &[0u8; 16]), Err(RuntimeError::Validation(_))));
+}
+
+/// On a unified-memory adapter (lavapipe is a `Cpu` adapter with mappable primary buffers)
+/// shared weights are written once through a mapping; `TESSERA_NO_UMA` takes the staging path,
+/// which copies twice. Both hold the same bytes.
+#[test]
+fn unified_memory_uploads_copy_once_and_staging_twice() {
+    let Some(gpu) = common::gpu() else { return };
+    let bytes: Vec<u8> = (0..4096u32).flat_map(|i| (i * 7).to_le_bytes()).collect();
+    let staging_gpu =
+        Gpu::new(&GpuOptions { no_uma: true, ..GpuOptions::from_env().expect("env") }).expect("gpu");
+    for (g, copies) in [(&gpu, if gpu.has_unified_memory() { 1 } else { 2 }), (&staging_gpu, 2)] {
+        let shared = SharedBuffers::new();
+        let before = g.memory().copied_bytes;
+        g.write_shared(&shared, "w", &bytes).expect("upload");
+        assert_eq!(g.memory().copied_bytes - before, copies * bytes.len() as u64);
+        assert_eq!(g.read_shared(&shared, "w").expect("read back"), bytes);
+    }
+    assert!(!staging_gpu.has_unified_memory());
 }

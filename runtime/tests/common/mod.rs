@@ -91,6 +91,7 @@ pub fn vector_add(n: usize, scale: f64) -> Plan {
         states: vec![],
         outputs: vec![io("output0", 2, n, DType::F32)],
         peak_bytes: 3 * bytes,
+        report: Default::default(),
     }
 }
 

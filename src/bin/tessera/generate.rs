@@ -75,6 +75,8 @@ pub fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     };
     let gpu = Arc::new(Gpu::from_env()?);
     let mut model = LlamaModel::load(&path, gpu.clone(), args.max_context)?;
+    // Weights are uploaded during load: twice through staging, once on unified memory.
+    let bytes_copied_at_load = gpu.memory().copied_bytes;
     let prompt_ids = prompt_ids(&model, args)?;
     let options = GenerateOptions {
         max_tokens: args.max_tokens,
@@ -116,6 +118,8 @@ pub fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             "time_to_first_token_s": ttft,
             "peak_memory_bytes": peak,
             "dispatches_per_token": dispatches,
+            "bytes_copied_at_load": bytes_copied_at_load,
+            "unified_memory": gpu.has_unified_memory(),
             "top_logprobs": (args.top_logprobs > 0).then_some(&result.top_logprobs),
         });
         println!("{}", serde_json::to_string(&report)?);
