@@ -257,3 +257,57 @@ fn fusion_respects_a_four_buffer_profile() {
     let got = Tensor::new(vec![3, 5], DType::F32, common::decode(&outs[0], DType::F32));
     assert!(close(&want[0], &got), "want {:?}\n got {:?}", want[0].data, got.data);
 }
+
+/// RMSNorm fused into the prologue of the quantized gemvs reading it (rows <= 8), plus residual
+/// and SwiGLU epilogues, against the interpreter for odd row counts and widths.
+#[test]
+fn norm_prologue_and_epilogues_of_quantized_gemv_match() {
+    let Some(gpu) = gpu() else { return };
+    for seed in 0..16u64 {
+        let mut r = rng(seed);
+        let m = [1, 2, 3, 5, 8, 9][r.random_range(0..6)];
+        let k = [32, 64, 96][r.random_range(0..3)];
+        let n = r.random_range(1..40);
+        let mut g = Graph::new();
+        let h = g.input("h", [m, k], DType::F32);
+        let w = g.param("norm", [k], DType::F32);
+        let x = g.add(Op::RmsNorm { eps: float(1e-5).expect("eps") }, &[h, w]).expect("rms");
+        let proj = |g: &mut Graph, i: usize| {
+            let words = g.param(&format!("w{i}"), [n, k / 8], DType::U32);
+            let sc = g.param(&format!("s{i}"), [n, k / 32], DType::F32);
+            let b = g.param(&format!("b{i}"), [n, k / 32], DType::F32);
+            g.add(Op::QuantMatMul { bits: 4, group_size: 32 }, &[x, words, sc, b]).expect("quant_matmul")
+        };
+        let gate = proj(&mut g, 0);
+        let up = proj(&mut g, 1);
+        let gate = g.add(Op::Unary(UnaryOp::Silu), &[gate]).expect("silu");
+        let act = g.add(Op::Binary(BinaryOp::Mul), &[gate, up]).expect("mul");
+        let res = g.input("res", [m, n], DType::F32);
+        let down = proj(&mut g, 2);
+        let out = g.add(Op::Binary(BinaryOp::Add), &[res, down]).expect("add");
+        g.set_outputs(vec![act, out]).expect("outputs");
+        let mut owned = Vec::new();
+        for node in g.nodes() {
+            if let Op::Input { name, shape, dtype } | Op::Param { name, shape, dtype } = &node.op {
+                let data = (0..shape.numel())
+                    .map(|_| match dtype {
+                        DType::U32 => r.random_range(0..u32::MAX) as f64,
+                        _ if name.starts_with('s') => r.random_range(0.005..0.02),
+                        _ => r.random_range(-1.0..1.0),
+                    })
+                    .collect();
+                owned.push((name.clone(), Tensor::new(shape.clone(), *dtype, data)));
+            }
+        }
+        let binds: Vec<(&str, Tensor)> = owned.iter().map(|(n, t)| (n.as_str(), t.clone())).collect();
+        let want = interp::run(&g, &binds).expect("interpreter");
+        let got = run_gpu_with(gpu, &g, &binds, &CompileOptions::default()).expect("gpu");
+        for (w, x) in want.iter().zip(&got) {
+            assert!(close(w, x), "seed {seed} m={m} k={k} n={n}:\nwant {:?}\n got {:?}", w.data, x.data);
+        }
+        if m <= 8 {
+            let plan = compile(&g, gpu.profile(), &CompileOptions::default()).expect("plan");
+            assert_eq!(plan.dispatches.len(), 3, "rms into 3 gemvs, silu*mul and add as epilogues");
+        }
+    }
+}

@@ -127,6 +127,7 @@ fn gemv(
         w.include(SLOTS);
     }
     w.workgroup_bytes(4 * (r * m) as u32 * wg);
+    w.prologue_setup_fn();
     w.include(GEMV);
     Ok(Launch { kernel: w.finish(), workgroups: grid.workgroups })
 }

@@ -91,6 +91,7 @@ pub struct KernelWriter {
     fusion: Option<Arc<KernelFusion>>,
     reads: usize,
     error: Option<crate::CompileError>,
+    setup: Option<String>,
 }
 
 impl KernelWriter {
@@ -110,6 +111,7 @@ impl KernelWriter {
             fusion: None,
             reads: 0,
             error: None,
+            setup: None,
         };
         w.constant("WG", workgroup_size);
         w
@@ -134,6 +136,9 @@ impl KernelWriter {
             match inline.load_fn(&name, &leaves) {
                 Ok(text) => self.function(&text),
                 Err(e) => self.error = Some(e),
+            }
+            if let Some(setup) = inline.setup_fn(&leaves) {
+                self.setup = Some(setup);
             }
             return Binding { name, storage, dtype, call: true };
         }
@@ -161,6 +166,13 @@ impl KernelWriter {
             return Binding { name: "vstore".into(), storage, dtype, call: true };
         }
         self.bind("out".into(), dtype, storage, Access::ReadWrite)
+    }
+
+    /// Defines `fn prologue_setup(ids: Ids)`, which kernels that support setup prologues (the
+    /// quantized gemv) call first: the fused prologue's setup, or nothing.
+    pub fn prologue_setup_fn(&mut self) {
+        let text = self.setup.take().unwrap_or_else(|| "fn prologue_setup(ids: Ids) {}\n".into());
+        self.function(&text);
     }
 
     /// The first error a fused prologue or epilogue met while rendering.

@@ -74,6 +74,36 @@ impl Inline {
         Ok(text)
     }
 
+    /// For an RMSNorm prologue of a gemv (`M` rows of `K`): `var<private> rms_inv` and
+    /// `fn prologue_setup(ids)`, which sums each row's squares over the workgroup (through the
+    /// gemv's `reduce_slots`) once, before the loads. `None` when nothing needs setting up.
+    pub fn setup_fn(&self, leaves: &[Binding]) -> Option<String> {
+        let root = self.ops.last()?;
+        let Op::RmsNorm { eps } = &root.op else { return None };
+        let Src::Leaf(x) = root.args[0] else { return None };
+        let load = leaves[x].load("m * K + k");
+        let eps = Scalar::F32.literal(eps.into_inner());
+        Some(format!(
+            "var<private> rms_inv: array<f32, M>;\n\
+             fn prologue_setup(ids: Ids) {{\n\
+             \x20   var part: array<f32, RM>;\n\
+             \x20   for (var m = 0u; m < M; m = m + 1u) {{\n\
+             \x20       var s = 0.0;\n\
+             \x20       for (var k = ids.lid; k < K; k = k + WG) {{\n\
+             \x20           let v = {load};\n\
+             \x20           s = s + v * v;\n\
+             \x20       }}\n\
+             \x20       part[m] = s;\n\
+             \x20   }}\n\
+             \x20   reduce_slots(&part, ids);\n\
+             \x20   for (var m = 0u; m < M; m = m + 1u) {{\n\
+             \x20       rms_inv[m] = inverseSqrt(slot_total(m, ids) / f32(K) + {eps});\n\
+             \x20   }}\n\
+             \x20   workgroupBarrier();\n\
+             }}\n"
+        ))
+    }
+
     /// Lines and the final expression of element `i` of the result.
     fn element(&self, leaves: &[Binding]) -> Result<(Vec<String>, String), CompileError> {
         let shape = &self.value().shape;
@@ -250,6 +280,15 @@ impl Emitter<'_> {
                 return arg(self, 0, inner);
             }
             Op::Rope { style } => return self.rope(k, *style, at),
+            Op::RmsNorm { .. } => {
+                // The row's 1/rms comes from `prologue_setup` (see `Inline::setup_fn`).
+                let last = at.len() - 1;
+                let row = flat(&at[..last], &value.shape[..last]);
+                let x = arg(self, 0, at.to_vec())?;
+                let wc = bcast(self, 1);
+                let w = arg(self, 1, wc)?;
+                format!("{x} * rms_inv[{row}] * {w}")
+            }
             Op::Input { .. }
             | Op::Param { .. }
             | Op::State { .. }
@@ -259,7 +298,6 @@ impl Emitter<'_> {
             | Op::Concat { .. }
             | Op::Gather
             | Op::Softmax { .. }
-            | Op::RmsNorm { .. }
             | Op::LayerNorm { .. }
             | Op::WriteSlice { .. }
             | Op::Attention { .. }

@@ -3,6 +3,8 @@
 //! the kernel producing their input (epilogues). Three shapes of fusion, all through [`Inline`]:
 //! - elementwise chains (with constants and views feeding them) become one per-element kernel;
 //! - views (reshape/permute/broadcast/slice) feeding a hand kernel become its `load` prologue;
+//! - an RMSNorm read only by quantized gemvs becomes their prologue (row scale computed once
+//!   per workgroup, then applied on each load);
 //! - an elementwise consumer of a matmul/reduction/norm/attention/rope output, of the same
 //!   shape and its only user, becomes that kernel's `store_y` epilogue (residual add, SwiGLU).
 //!
@@ -13,6 +15,7 @@ pub mod codegen;
 pub mod inline;
 
 use crate::DeviceProfile;
+use crate::codegen::quant::GEMV_MAX_ROWS;
 use crate::cost::kernel_is_legal;
 use tessera_ir::{DType, Graph, NodeId, Op};
 
@@ -223,6 +226,22 @@ pub fn schedule(graph: &Graph, profile: &DeviceProfile, live: &[bool], in_place:
     let mut ctx_of = vec![Ctx::None; n];
     for i in (0..n).rev() {
         let node = &nodes[i];
+        if let Op::RmsNorm { .. } = node.op {
+            // Into the prologue of the quantized gemvs reading it (each computes the row scale once).
+            let gemv = |&(u, slot): &(NodeId, usize)| {
+                let x = &nodes[u.index()];
+                let k = node.shape.dims().last().copied().unwrap_or(0).max(1);
+                slot == 0
+                    && !s.inlined[u.index()]
+                    && matches!(x.op, Op::QuantMatMul { .. })
+                    && node.shape.numel() / k <= GEMV_MAX_ROWS
+            };
+            let weight_is_row = nodes[node.inputs[1].index()].shape.rank() == 1;
+            if live[i] && !is_output[i] && node.dtype == DType::F32 && weight_is_row && !users[i].is_empty() {
+                s.inlined[i] = users[i].iter().all(gemv);
+            }
+            continue;
+        }
         let kind = inline_kind(&node.op);
         if !live[i] || is_output[i] || kind == Ctx::None || users[i].is_empty() {
             continue;

@@ -4,9 +4,10 @@
 // scale * sum(code * x) + bias * sum(x) to the register partial of (row, m), dequantizing in
 // registers. The R * M partials are then summed over the workgroup. Generated above: M, N, K, R,
 // RM, BITS, PER_WORD, WORDS, GROUP, ROW_GROUPS, WG, GRID_X, load_x, load_w, load_scale,
-// load_bias, store_y, reduce_slots, slot_total.
+// load_bias, store_y, reduce_slots, slot_total, prologue_setup (a fused RMSNorm's row scales).
 @compute @workgroup_size(WG)
 fn main(ids: Ids) {
+    prologue_setup(ids);
     let n0 = (ids.wid.x + ids.wid.y * GRID_X) * R;
     var acc: array<f32, RM>;
     for (var item = ids.lid; item < R * WORDS; item = item + WG) {
