@@ -1,5 +1,6 @@
 //! tessera's graph compiler: turns a verified [`tessera_ir::Graph`] into a [`Plan`] of WGSL
-//! kernels for a [`DeviceProfile`]. The e-graph optimizer slots in before lowering.
+//! kernels for a [`DeviceProfile`]: e-graph rewrites ([`egraph`], [`rules`]), fusion
+//! ([`fuse`]), memory planning, lowering and naga validation ([`pipeline`]).
 //!
 //! ```
 //! use tessera_compiler::{CompileOptions, DeviceProfile, compile};

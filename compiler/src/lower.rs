@@ -8,7 +8,7 @@ use crate::codegen::{
 };
 use crate::fuse::Schedule;
 use crate::fuse::codegen::{fused_kernel, inline_of};
-use crate::fuse::inline::KernelFusion;
+use crate::fuse::inline::{KernelFusion, Scatter};
 use crate::memory::MemoryPlan;
 use crate::{BufferId, CompileError, Dispatch, IoBinding, KernelReport, Plan};
 use std::collections::HashMap;
@@ -94,12 +94,17 @@ pub fn lower(
             }
             fusion.prologues.push(prologue);
         }
-        if host != id {
+        if host != id && matches!(node.op, Op::WriteSlice { .. }) {
+            fusion.scatter = Some(scatter_of(graph, &value, id, host));
+            ops.push("write_slice".into());
+        } else if host != id {
             let epilogue = inline_of(graph, schedule, &value, id, Some(host));
             ops.extend(epilogue.ops.iter().map(|o| o.op.mnemonic()));
             fusion.epilogue = Some(epilogue);
         }
-        let fused = fusion.epilogue.is_some() || fusion.prologues.iter().any(Option::is_some);
+        let fused = fusion.epilogue.is_some()
+            || fusion.scatter.is_some()
+            || fusion.prologues.iter().any(Option::is_some);
         let host_target = Target { fusion: fused.then(|| Arc::new(fusion.clone())), ..target.clone() };
         let operands: Vec<Value> = host_node.inputs.iter().map(|&i| value(i)).collect();
         let host_out = value(host);
@@ -134,6 +139,30 @@ pub fn lower(
         plan.outputs.push(io(&format!("output{k}"), slot.buffer, &v));
     }
     Ok(plan)
+}
+
+/// The cache write `w` as an epilogue of `host`: the views between them, in order.
+fn scatter_of(graph: &Graph, value: &dyn Fn(NodeId) -> Value, w: NodeId, host: NodeId) -> Scatter {
+    let node = graph.node(w);
+    let mut views = Vec::new();
+    let mut v = node.inputs[1];
+    while v != host {
+        let n = graph.node(v);
+        views.push((n.op.clone(), n.shape.dims().to_vec()));
+        v = n.inputs[0];
+    }
+    views.reverse();
+    let axis = match node.op {
+        Op::WriteSlice { axis } => axis,
+        _ => 0,
+    };
+    Scatter {
+        producer: graph.node(host).shape.dims().to_vec(),
+        views,
+        axis,
+        dst: node.shape.dims().to_vec(),
+        out: value(w),
+    }
 }
 
 /// Operand slots the kernel of `node` binds, in order (an in-place write skips its destination).

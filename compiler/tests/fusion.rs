@@ -90,8 +90,8 @@ fn transformer_block_fuses_within_recorded_bounds() {
         }
         assert_eq!(kb, 22, "one kernel per op");
         assert!(
-            ka <= if quant { 10 } else { 12 },
-            "{ka} dispatches after fusion (recorded bounds: 10 quantized, 12 dense)"
+            ka <= if quant { 9 } else { 11 },
+            "{ka} dispatches after fusion (recorded bounds: 9 quantized, 11 dense)"
         );
         assert!(bytes(&after) < bytes(&before), "fusion moves fewer bytes");
         assert!(

@@ -153,6 +153,13 @@ impl KernelWriter {
     /// Adds the next binding, read-write, named `out`; with an epilogue, binds the epilogue's
     /// output and leaves and returns a binding that stores through `vstore`.
     pub fn write(&mut self, dtype: DType, storage: Storage) -> Binding {
+        let scatter = self.fusion.as_ref().and_then(|f| f.scatter.clone());
+        if let Some(scatter) = scatter {
+            let out = self.bind("out".into(), scatter.out.dtype, scatter.out.storage, Access::ReadWrite);
+            let offset = self.read_buffer(DType::U32, Storage::U32);
+            self.function(&scatter.store_fn("vstore", &offset, &out));
+            return Binding { name: "vstore".into(), storage, dtype, call: true };
+        }
         let epilogue = self.fusion.as_ref().and_then(|f| f.epilogue.clone());
         if let Some(inline) = epilogue {
             let v = inline.value().clone();

@@ -312,6 +312,59 @@ impl Emitter<'_> {
     }
 }
 
+/// A cache write fused as a producer's epilogue: element `i` of the producer goes through
+/// reshapes/permutes to an element of `write_slice`'s source, which is stored into the state at
+/// row `offset[0] + a` along `axis` (rows past the end dropped).
+#[derive(Clone, Debug)]
+pub struct Scatter {
+    /// Shape of the producer's result.
+    pub producer: Vec<usize>,
+    /// The views from the producer to the source, in order, with their result shapes.
+    pub views: Vec<(Op, Vec<usize>)>,
+    /// The `write_slice` axis.
+    pub axis: usize,
+    /// Shape of the state written.
+    pub dst: Vec<usize>,
+    /// The state's value (dtype and storage of the output binding).
+    pub out: Value,
+}
+
+impl Scatter {
+    /// `fn NAME(i: u32, v: f32)` writing producer element `i` into `out` at its cache position.
+    pub fn store_fn(&self, name: &str, offset: &Binding, out: &Binding) -> String {
+        let (mut cur, mut lines) = coords("i", &self.producer, "p");
+        let mut shape = self.producer.clone();
+        for (k, (op, to)) in self.views.iter().enumerate() {
+            match op {
+                Op::Permute { perm } => cur = perm.iter().map(|&p| cur[p].clone()).collect(),
+                _ => {
+                    let f = format!("f{k}");
+                    lines.push(format!("let {f} = {};", flat(&cur, &shape)));
+                    let (names, more) = coords(&f, to, &format!("v{k}_"));
+                    lines.extend(more);
+                    cur = names;
+                }
+            }
+            shape = to.clone();
+        }
+        let a = self.axis;
+        let rows = self.dst[a];
+        let inner: usize = self.dst[a + 1..].iter().product();
+        let outer = flat(&cur[..a], &shape[..a]);
+        let r = flat(&cur[a + 1..], &shape[a + 1..]);
+        let mut text = format!("fn {name}(i: u32, v: f32) {{\n");
+        for l in lines {
+            let _ = writeln!(text, "    {l}");
+        }
+        let at = format!("({outer} * {rows}u + start + {}) * {}u + {r}", cur[a], inner.max(1));
+        let _ = writeln!(text, "    let start = {};", offset.load_raw("0"));
+        let _ = writeln!(text, "    if (start < {rows}u && {} < {rows}u - start) {{", cur[a]);
+        let _ = writeln!(text, "        {}", out.store(&at, "v"));
+        let _ = writeln!(text, "    }}\n}}");
+        text
+    }
+}
+
 /// What a kernel computes inline: per read (in the order the kernel binds its operands) an
 /// optional prologue, and an optional epilogue replacing its store.
 #[derive(Clone, Debug, Default)]
@@ -320,4 +373,6 @@ pub struct KernelFusion {
     pub prologues: Vec<Option<Inline>>,
     /// The value stored instead of the kernel's result (which it receives as `v`).
     pub epilogue: Option<Inline>,
+    /// The kernel's result written into a state instead (a fused in-place `write_slice`).
+    pub scatter: Option<Scatter>,
 }

@@ -67,8 +67,13 @@ impl Schedule {
         }
     }
 
-    /// Leaves an epilogue root `r` reads besides its host's result `host`.
+    /// Leaves an epilogue root `r` reads besides its host's result `host` (for a fused cache
+    /// write: only the offset; the state is the output).
     pub fn epilogue_leaves(&self, graph: &Graph, r: NodeId, host: NodeId) -> Vec<NodeId> {
+        let node = graph.node(r);
+        if let Op::WriteSlice { .. } = node.op {
+            return vec![node.inputs[2]];
+        }
         let mut leaves = Vec::new();
         for &i in &graph.node(r).inputs {
             self.collect_leaves(graph, i, &mut leaves);
@@ -331,6 +336,32 @@ pub fn schedule(graph: &Graph, profile: &DeviceProfile, live: &[bool], in_place:
                 s.epilogue[r] = Some(p);
                 s.absorbed[p.index()] = true;
             }
+        }
+    }
+    // Cache writes: a state's write_slice whose source is a matmul's result seen through
+    // reshapes/permutes becomes that matmul's epilogue (it stores straight into the cache).
+    for w in 0..n {
+        if !live[w] || !in_place[w] {
+            continue;
+        }
+        let node = &nodes[w];
+        let mut v = node.inputs[1];
+        while s.inlined[v.index()] && matches!(nodes[v.index()].op, Op::Reshape { .. } | Op::Permute { .. }) {
+            v = nodes[v.index()].inputs[0];
+        }
+        let p = &nodes[v.index()];
+        let ok = !s.inlined[v.index()]
+            && matches!(p.op, Op::QuantMatMul { .. } | Op::MatMul)
+            && users[v.index()].len() == 1
+            && !is_output[v.index()]
+            && !s.absorbed[v.index()]
+            && p.dtype == DType::F32
+            && node.dtype == DType::F32
+            && !s.inlined[node.inputs[2].index()]
+            && kernel_is_legal(profile, s.host_bindings(graph, v) + 2, 0);
+        if ok {
+            s.epilogue[w] = Some(v);
+            s.absorbed[v.index()] = true;
         }
     }
     s
