@@ -65,7 +65,20 @@ pub fn compile(
     // 1. verify: every later step relies on recorded types matching inference.
     graph.verify()?;
     // 2. optimize: e-graph rewrites (algebra, layout), DAG-aware extraction.
-    let (graph, _report) = optimize(graph, options)?;
+    let (graph, report) = optimize(graph, options)?;
+    if let (Some(r), true) = (&report, debug_level() >= 1) {
+        eprintln!(
+            "[tessera] e-graph: {} -> {} nodes, {} e-nodes / {} classes, {} iterations ({}), {:.1} ms, rules fired: {}",
+            r.graph_nodes.0,
+            r.graph_nodes.1,
+            r.egraph_nodes,
+            r.egraph_classes,
+            r.iterations,
+            r.stop_reason,
+            r.elapsed.as_secs_f64() * 1e3,
+            if r.rules_fired.is_empty() { "none".to_string() } else { r.rules_fired.join(", ") }
+        );
+    }
     let graph = &graph;
     if cfg!(debug_assertions) {
         graph.verify()?;
