@@ -18,12 +18,14 @@ mod device;
 mod element;
 mod error;
 mod ops;
+mod switches;
 
 pub use array::{Array, eval};
 pub use compile::{Compiled, compile};
 pub use device::Device;
 pub use element::Element;
 pub use error::{Error, Result};
+pub use switches::compile_options;
 pub use tessera_ir::{DType, RopeStyle};
 
 /// The layers underneath, for users who build graphs or plans directly.

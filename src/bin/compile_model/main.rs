@@ -22,6 +22,12 @@ struct Cli {
     /// Capability tier: `portable` (WebGPU defaults, no f16/subgroups) or `full`.
     #[arg(long, default_value = "portable")]
     target: String,
+    /// Compile without fusion (one kernel per op).
+    #[arg(long)]
+    no_fuse: bool,
+    /// Switch off e-graph rule sets: algebra, layout or all (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    no_rules: Vec<String>,
 }
 
 fn main() -> ExitCode {
@@ -48,7 +54,8 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
     };
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let graph = ir::text::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    let plan = compiler::compile(&graph, &profile, &compiler::CompileOptions::default())?;
+    let options = tessera::compile_options(cli.no_fuse, &cli.no_rules)?;
+    let plan = compiler::compile(&graph, &profile, &options)?;
     std::fs::write(&cli.out, serde_json::to_vec_pretty(&plan)?)
         .map_err(|e| format!("{}: {e}", cli.out.display()))?;
     eprintln!(

@@ -56,6 +56,12 @@ pub struct Args {
     /// Print one JSON object instead of streaming text.
     #[arg(long)]
     json: bool,
+    /// Compile without fusion (one kernel per op), to bisect a wrong result.
+    #[arg(long)]
+    no_fuse: bool,
+    /// Switch off e-graph rule sets: algebra, layout or all (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    no_rules: Vec<String>,
 }
 
 pub fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
@@ -73,8 +79,10 @@ pub fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             p
         }
     };
+    let options = tessera::compile_options(args.no_fuse, &args.no_rules)?;
     let gpu = Arc::new(Gpu::from_env()?);
     let mut model = LlamaModel::load(&path, gpu.clone(), args.max_context)?;
+    model.set_compile_options(options);
     // Weights are uploaded during load: twice through staging, once on unified memory.
     let bytes_copied_at_load = gpu.memory().copied_bytes;
     let prompt_ids = prompt_ids(&model, args)?;
