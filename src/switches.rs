@@ -7,8 +7,7 @@ use tessera_compiler::CompileOptions;
 /// Compile options with fusion off when `no_fuse`, and each rule set named in `no_rules`
 /// (`algebra`, `layout`, or `all`) switched off.
 pub fn compile_options(no_fuse: bool, no_rules: &[String]) -> Result<CompileOptions> {
-    let mut options = CompileOptions::default();
-    options.fuse = !no_fuse;
+    let mut options = CompileOptions { fuse: !no_fuse, ..CompileOptions::default() };
     for set in no_rules {
         match set.as_str() {
             "algebra" => options.rules.algebra = false,
