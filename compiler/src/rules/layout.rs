@@ -1,4 +1,5 @@
-//! Layout rules: permutes merge and cancel, reshapes merge, and views to the same shape vanish.
+//! Layout rules: permutes merge and cancel, reshapes merge, views to the same shape vanish, and
+//! unary ops sink below broadcasts (computed on the small tensor).
 
 use super::{Rhs, Rule, RuleSet, dims};
 use crate::egraph::{TEGraph, TNode};
@@ -28,6 +29,12 @@ pub fn rules() -> Vec<Rule> {
             matcher: broadcast_same,
         },
         Rule { name: "slice-full", set: RuleSet::Layout, witness: w_slice_full, matcher: slice_full },
+        Rule {
+            name: "broadcast-sink",
+            set: RuleSet::Layout,
+            witness: w_broadcast_sink,
+            matcher: broadcast_sink,
+        },
     ]
 }
 
@@ -72,6 +79,16 @@ fn slice_full(egraph: &TEGraph, node: &TNode) -> Option<Rhs> {
     let d = dims(egraph, node.args[0]);
     let full = ranges.len() == d.len() && ranges.iter().zip(d).all(|(r, &n)| *r == SliceRange::full(n));
     full.then_some(Rhs::Class(node.args[0]))
+}
+
+/// `f(broadcast(x)) = broadcast(f(x))` for unary ops and casts: compute on the small tensor.
+fn broadcast_sink(egraph: &TEGraph, node: &TNode) -> Option<Rhs> {
+    if !matches!(node.op, Op::Unary(_) | Op::Cast { .. }) {
+        return None;
+    }
+    let inner = egraph[node.args[0]].nodes.iter().find(|n| matches!(n.op, Op::Broadcast { .. }))?;
+    let f = Rhs::Node(node.op.clone(), vec![Rhs::Class(inner.args[0])]);
+    Some(Rhs::Node(inner.op.clone(), vec![f]))
 }
 
 // ---- witnesses ----
@@ -120,4 +137,13 @@ fn w_broadcast_same(s: &[usize]) -> Result<Graph, IrError> {
 
 fn w_slice_full(s: &[usize]) -> Result<Graph, IrError> {
     with_x(s, |g, x| g.add(Op::Slice { ranges: s.iter().map(|&n| SliceRange::full(n)).collect() }, &[x]))
+}
+
+fn w_broadcast_sink(s: &[usize]) -> Result<Graph, IrError> {
+    let mut big = vec![3];
+    big.extend_from_slice(s);
+    with_x(s, |g, x| {
+        let b = g.add(Op::Broadcast { shape: Shape::from(big) }, &[x])?;
+        g.add(Op::Unary(tessera_ir::UnaryOp::Exp), &[b])
+    })
 }
