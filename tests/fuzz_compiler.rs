@@ -114,7 +114,7 @@ fn step(g: &mut Graph, rng: &mut StdRng, values: &[NodeId]) -> Option<NodeId> {
                 .collect();
             Op::Slice { ranges }
         }
-        13 if sa[sa.len() - 1] % 2 == 0 => {
+        13 if sa[sa.len() - 1].is_multiple_of(2) => {
             // RoPE with per-pair angles as weights (fused into its consumers as index math).
             let half = sa[sa.len() - 1] / 2;
             let cos = g.param(&format!("cos{}", g.len()), [half], DType::F32);
