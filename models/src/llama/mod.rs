@@ -3,6 +3,7 @@
 //! `modeling_llama.py`; the model card of each checkpoint cites its paper.
 
 mod checkpoint;
+pub mod dummy;
 mod generate;
 pub mod graph;
 mod model;

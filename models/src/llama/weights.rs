@@ -68,6 +68,11 @@ impl WeightIndex {
         self.linears.contains_key(prefix)
     }
 
+    /// Bytes of the parameters whose names start with `prefix`.
+    pub fn params_bytes_with_prefix(&self, prefix: &str) -> usize {
+        self.params.iter().filter(|(n, _)| n.starts_with(prefix)).map(|(_, p)| p.bytes.len()).sum()
+    }
+
     /// Total bytes of parameter data.
     pub fn bytes(&self) -> usize {
         self.params.values().map(|p| p.bytes.len()).sum()

@@ -14,8 +14,17 @@ use tessera_models::llama::LlamaModel;
 #[derive(clap::Args)]
 pub struct Args {
     /// A .gguf model to time prefill and decode on (default: SmolLM2 from the cache, if present).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "config")]
     model: Option<PathBuf>,
+    /// A Llama config.json to time with random weights (needs --dummy-weights).
+    #[arg(long, requires = "dummy_weights")]
+    config: Option<PathBuf>,
+    /// Random affine-quantized weights in the config's shapes (timing only).
+    #[arg(long, requires = "config")]
+    dummy_weights: bool,
+    /// Bits of the dummy weights: q4 or q8.
+    #[arg(long, default_value = "q4", value_parser = ["q4", "q8"])]
+    quant: String,
     /// Square f32 GEMM sizes to time.
     #[arg(long, value_delimiter = ',', default_value = "1024")]
     gemm: Vec<usize>,
@@ -50,13 +59,18 @@ pub fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             shapes.iter().map(|&(k, n)| quant_gemv(&gpu, k, n, copy, args.reps)).collect::<Result<_, _>>()?;
         out["quant_gemv_q4"] = Value::Array(gemv);
     }
-    let model = args.model.clone().or_else(|| {
-        let p = tessera_models::tessera_home()
-            .join("models/SmolLM2-135M-Instruct/SmolLM2-135M-Instruct.Q4_1.gguf");
-        p.is_file().then_some(p)
-    });
-    if let Some(path) = model {
-        out["model"] = model_bench(&gpu, &path, args)?;
+    if let Some(config) = &args.config {
+        out["model"] = dummy_bench(&gpu, config, args, out["copy_gb_s"].as_f64())?;
+    } else {
+        let model = args.model.clone().or_else(|| {
+            let p = tessera_models::tessera_home()
+                .join("models/SmolLM2-135M-Instruct/SmolLM2-135M-Instruct.Q4_1.gguf");
+            p.is_file().then_some(p)
+        });
+        if let Some(path) = model {
+            let model = LlamaModel::load(&path, gpu.clone(), Some(context_for(args)))?;
+            out["model"] = model_bench(&gpu, model, args)?;
+        }
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&out)?);
@@ -140,14 +154,46 @@ fn quant_gemv(
     )
 }
 
-fn model_bench(
-    gpu: &Arc<Gpu>,
-    path: &std::path::Path,
-    args: &Args,
-) -> Result<Value, Box<dyn std::error::Error>> {
+/// KV cache rows the timed prompts and decode steps need.
+fn context_for(args: &Args) -> usize {
     let max =
         args.prefill.iter().copied().max().unwrap_or(128).max(args.decode_tokens + 1) + args.decode_tokens;
-    let mut model = LlamaModel::load(path, gpu.clone(), Some(max.next_power_of_two()))?;
+    max.next_power_of_two()
+}
+
+/// Decode and prefill of random weights in `config`'s shapes, with the bytes a decode step
+/// streams and their share of the measured copy bandwidth.
+fn dummy_bench(
+    gpu: &Arc<Gpu>,
+    config: &std::path::Path,
+    args: &Args,
+    copy_gb_s: Option<f64>,
+) -> Result<Value, Box<dyn std::error::Error>> {
+    let cfg = tessera_models::LlamaConfig::from_file(config)?;
+    let bits = if args.quant == "q8" { 8 } else { 4 };
+    let weights = tessera_models::llama::dummy::dummy_weights(&cfg, bits, 0)?;
+    // Decode streams every weight once, except an untied embedding, of which it reads one row.
+    let embedding =
+        if cfg.tie_word_embeddings { 0 } else { weights.params_bytes_with_prefix("model.embed_tokens.") };
+    let streamed = weights.bytes().saturating_sub(embedding);
+    let tokenizer = tessera_models::llama::dummy::placeholder_tokenizer()?;
+    let name = format!("{} (dummy {})", config.display(), args.quant);
+    let model = LlamaModel::from_parts(name, cfg, tokenizer, weights, gpu.clone(), Some(context_for(args)))?;
+    let mut report = model_bench(gpu, model, args)?;
+    let gb_s = streamed as f64 * report["decode_tok_s"].as_f64().unwrap_or(0.0) / 1e9;
+    report["bytes_per_token"] = json!(streamed);
+    report["decode_gb_s"] = json!(gb_s);
+    if let Some(copy) = copy_gb_s {
+        report["percent_of_copy"] = json!(100.0 * gb_s / copy);
+    }
+    Ok(report)
+}
+
+fn model_bench(
+    gpu: &Arc<Gpu>,
+    mut model: LlamaModel,
+    args: &Args,
+) -> Result<Value, Box<dyn std::error::Error>> {
     let mut prefill = Vec::new();
     for &len in &args.prefill {
         let ids: Vec<u32> = (0..len as u32).map(|i| 100 + i % 1000).collect();
@@ -213,5 +259,14 @@ fn print_human(v: &Value) {
             m["dispatches_per_token"],
             m["peak_memory_bytes"].as_f64().unwrap_or(0.0) / 1e6
         );
+        if let Some(gb_s) = m["decode_gb_s"].as_f64() {
+            println!(
+                "{}: {:.1} MB/token streamed, {:.1} GB/s ({:.0}% of copy)",
+                m["name"],
+                m["bytes_per_token"].as_f64().unwrap_or(0.0) / 1e6,
+                gb_s,
+                m["percent_of_copy"].as_f64().unwrap_or(0.0)
+            );
+        }
     }
 }

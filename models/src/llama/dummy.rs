@@ -1,0 +1,72 @@
+//! Random weights in a Llama architecture's shapes (`tessera bench --config --dummy-weights`):
+//! decode is bound by the bytes it streams and the kernels it launches, not by the values, so
+//! 1B- and 8B-shaped models can be timed on a GPU without shipping their weights.
+
+use super::weights::{QuantMatrix, WeightIndex};
+use crate::ModelError;
+use crate::config::LlamaConfig;
+use crate::tokenizer::{ModelTokenizer, SpecialTokens};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+/// Affine-quantized (`bits` = 4 or 8, group 32) random weights for every linear layer and the
+/// embedding, unit norms. Scales keep activations in a sane range so no value overflows.
+pub fn dummy_weights(cfg: &LlamaConfig, bits: u32, seed: u64) -> Result<WeightIndex, ModelError> {
+    if !matches!(bits, 4 | 8) {
+        return Err(ModelError::Invalid(format!("dummy weights are 4- or 8-bit, not {bits}")));
+    }
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut w = WeightIndex::default();
+    let (h, i, d) = (cfg.hidden_size, cfg.intermediate_size, cfg.head_dim);
+    let (hq, hkv) = (cfg.num_attention_heads, cfg.num_key_value_heads);
+    let mut quant = |w: &mut WeightIndex, name: &str, rows: usize, cols: usize| -> Result<(), ModelError> {
+        if cols % 32 != 0 {
+            return Err(ModelError::Invalid(format!(
+                "{name}: {cols} input features are not a multiple of 32"
+            )));
+        }
+        let groups = rows * cols / 32;
+        let scale = 2.0 / ((cols as f32).sqrt() * ((1u32 << bits) - 1) as f32);
+        let q = QuantMatrix {
+            rows,
+            cols,
+            bits,
+            group_size: 32,
+            words: (0..rows * cols * bits as usize / 32).map(|_| rng.random()).collect(),
+            scales: vec![scale; groups],
+            biases: vec![-scale * ((1u32 << bits) - 1) as f32 / 2.0; groups],
+        };
+        w.insert_quant_linear(name, q);
+        Ok(())
+    };
+    quant(&mut w, "model.embed_tokens", cfg.vocab_size, h)?;
+    if !cfg.tie_word_embeddings {
+        quant(&mut w, "lm_head", cfg.vocab_size, h)?;
+    }
+    for l in 0..cfg.num_hidden_layers {
+        let p = format!("model.layers.{l}");
+        w.insert_f32(&format!("{p}.input_layernorm.weight"), vec![h], &vec![1.0; h]);
+        w.insert_f32(&format!("{p}.post_attention_layernorm.weight"), vec![h], &vec![1.0; h]);
+        quant(&mut w, &format!("{p}.self_attn.q_proj"), hq * d, h)?;
+        quant(&mut w, &format!("{p}.self_attn.k_proj"), hkv * d, h)?;
+        quant(&mut w, &format!("{p}.self_attn.v_proj"), hkv * d, h)?;
+        quant(&mut w, &format!("{p}.self_attn.o_proj"), h, hq * d)?;
+        quant(&mut w, &format!("{p}.mlp.gate_proj"), i, h)?;
+        quant(&mut w, &format!("{p}.mlp.up_proj"), i, h)?;
+        quant(&mut w, &format!("{p}.mlp.down_proj"), h, i)?;
+    }
+    w.insert_f32("model.norm.weight", vec![h], &vec![1.0; h]);
+    Ok(w)
+}
+
+/// A tokenizer with no vocabulary, for models that are only timed on token ids.
+pub fn placeholder_tokenizer() -> Result<ModelTokenizer, ModelError> {
+    let model = tokenizers::models::wordlevel::WordLevel::builder()
+        .build()
+        .map_err(|e| ModelError::Invalid(format!("placeholder tokenizer: {e}")))?;
+    Ok(ModelTokenizer {
+        tokenizer: tokenizers::Tokenizer::new(model),
+        special: SpecialTokens::default(),
+        chat_template: None,
+    })
+}
