@@ -20,7 +20,7 @@ pub fn dummy_weights(cfg: &LlamaConfig, bits: u32, seed: u64) -> Result<WeightIn
     let (h, i, d) = (cfg.hidden_size, cfg.intermediate_size, cfg.head_dim);
     let (hq, hkv) = (cfg.num_attention_heads, cfg.num_key_value_heads);
     let mut quant = |w: &mut WeightIndex, name: &str, rows: usize, cols: usize| -> Result<(), ModelError> {
-        if cols % 32 != 0 {
+        if !cols.is_multiple_of(32) {
             return Err(ModelError::Invalid(format!(
                 "{name}: {cols} input features are not a multiple of 32"
             )));
