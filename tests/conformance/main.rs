@@ -19,6 +19,7 @@ use tessera::layers::ir::{
     BinaryOp, DType, Graph, NodeId, Op, ReduceKind, RopeStyle, Shape, SliceRange, TensorType, UnaryOp, float,
     infer,
 };
+use tessera::layers::runtime::{Gpu, GpuOptions};
 
 const SIZES: [usize; 5] = [1, 3, 50, 783, 4096];
 
@@ -544,6 +545,23 @@ fn every_op_variant_has_conformance_cases() {
 #[test]
 fn gpu_matches_interpreter_for_every_op() {
     let Some(gpu) = gpu() else { return };
+    check_every_op(gpu, "default");
+}
+
+/// The fallbacks stay tested: the same sweep on a device opened without f16 (f16 values stored
+/// as f32) and without subgroups (workgroup-memory reductions), as TESSERA_NO_F16 /
+/// TESSERA_NO_SUBGROUPS force.
+#[test]
+fn gpu_matches_interpreter_without_f16_and_subgroups() {
+    let Some(_) = gpu() else { return };
+    let options =
+        GpuOptions { no_f16: true, no_subgroups: true, ..GpuOptions::from_env().expect("env options") };
+    let fallback = Gpu::new(&options).expect("a fallback device on the same adapter");
+    assert!(!fallback.profile().f16 && !fallback.profile().subgroups);
+    check_every_op(&fallback, "no f16, no subgroups");
+}
+
+fn check_every_op(gpu: &Gpu, label: &str) {
     let seed = 0x7e55e7a;
     let mut rng = rng(seed);
     let (mut passed, mut failures) = (0, Vec::new());
@@ -567,8 +585,13 @@ fn gpu_matches_interpreter_for_every_op() {
             }
         }
     }
-    eprintln!("conformance: {passed} cases passed, {} failed (seed {seed:#x})", failures.len());
-    assert!(failures.is_empty(), "{} conformance failures:\n{}", failures.len(), failures.join("\n"));
+    eprintln!("conformance ({label}): {passed} cases passed, {} failed (seed {seed:#x})", failures.len());
+    assert!(
+        failures.is_empty(),
+        "{} conformance failures ({label}):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 /// A decode loop: one loaded plan run step after step keeps its KV cache states, as the
