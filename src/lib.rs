@@ -23,7 +23,7 @@ mod switches;
 pub use array::{Array, eval};
 pub use compile::{Compiled, compile};
 pub use device::Device;
-pub use element::Element;
+pub use element::{Element, decode, encode};
 pub use error::{Error, Result};
 pub use switches::compile_options;
 pub use tessera_ir::{DType, RopeStyle};

@@ -97,33 +97,14 @@ pub fn run_gpu_with(
         .collect())
 }
 
-/// Little-endian bytes of `values` as `dtype` (Bool as u32).
+/// Little-endian bytes of `values` as `dtype` (Bool as u32): the facade's own host encoding.
 pub fn encode(values: &[f64], dtype: DType) -> Vec<u8> {
-    let mut out = Vec::with_capacity(values.len() * 4);
-    for &x in values {
-        match dtype {
-            DType::F32 => out.extend_from_slice(&(x as f32).to_le_bytes()),
-            DType::F16 => out.extend_from_slice(&half::f16::from_f64(x).to_le_bytes()),
-            DType::I32 => out.extend_from_slice(&(DType::I32.round(x) as i32).to_le_bytes()),
-            DType::U32 | DType::Bool => out.extend_from_slice(&(DType::U32.round(x) as u32).to_le_bytes()),
-        }
-    }
-    out
+    tessera::encode(values.iter().copied(), dtype)
 }
 
 /// Values of little-endian `dtype` bytes.
 pub fn decode(bytes: &[u8], dtype: DType) -> Vec<f64> {
-    let size = dtype.size_bytes();
-    bytes
-        .chunks_exact(size)
-        .map(|c| match dtype {
-            DType::F32 => f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64,
-            DType::F16 => half::f16::from_le_bytes([c[0], c[1]]).to_f64(),
-            DType::I32 => i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64,
-            DType::U32 => u32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64,
-            DType::Bool => f64::from(u32::from_le_bytes([c[0], c[1], c[2], c[3]]) != 0),
-        })
-        .collect()
+    tessera::decode(bytes, dtype)
 }
 
 /// Absolute and relative tolerance: `|got - want| <= atol + rtol * |want|`.
