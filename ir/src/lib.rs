@@ -23,6 +23,7 @@ mod op;
 mod shape;
 
 pub mod decompose;
+pub mod dot;
 pub mod interp;
 pub mod text;
 
