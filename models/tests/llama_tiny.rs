@@ -12,7 +12,7 @@ use tessera_compiler::CompileOptions;
 use tessera_ir::interp::{self, Tensor};
 use tessera_ir::{DType, Op};
 use tessera_models::LlamaConfig;
-use tessera_models::llama::graph::{StepShape, build_step, inputs};
+use tessera_models::llama::graph::{StepShape, build_step, inputs, merge_projections};
 use tessera_models::llama::weights::{QuantMatrix, WeightIndex};
 use tessera_runtime::SharedBuffers;
 
@@ -52,10 +52,12 @@ fn tiny_weights(cfg: &LlamaConfig, rng: &mut StdRng) -> WeightIndex {
         w.insert_f32(&format!("{p}.post_attention_layernorm.weight"), vec![h], &ones(rng, h));
         w.insert_quant_linear(&format!("{p}.self_attn.q_proj"), random_quant(rng, hq * d, h, 4));
         w.insert_quant_linear(&format!("{p}.self_attn.k_proj"), random_quant(rng, hkv * d, h, 4));
-        w.insert_quant_linear(&format!("{p}.self_attn.v_proj"), random_quant(rng, hkv * d, h, 8));
+        // Layer 0's projections share their storage and get merged; layer 1's v and up differ.
+        let bits = if l == 0 { 4 } else { 8 };
+        w.insert_quant_linear(&format!("{p}.self_attn.v_proj"), random_quant(rng, hkv * d, h, bits));
         w.insert_quant_linear(&format!("{p}.self_attn.o_proj"), random_quant(rng, h, hq * d, 4));
         w.insert_quant_linear(&format!("{p}.mlp.gate_proj"), random_quant(rng, i, h, 4));
-        w.insert_quant_linear(&format!("{p}.mlp.up_proj"), random_quant(rng, i, h, 4));
+        w.insert_quant_linear(&format!("{p}.mlp.up_proj"), random_quant(rng, i, h, bits));
         let down: Vec<f32> = (0..h * i).map(|_| rng.random_range(-0.1..0.1)).collect();
         w.insert_dense_linear(&format!("{p}.mlp.down_proj"), h, i, &down);
     }
@@ -87,7 +89,12 @@ fn tiny_llama_prefill_and_decode_match_the_interpreter() {
     let Some(gpu) = gpu() else { return };
     let cfg = tiny_config();
     let mut rng = StdRng::seed_from_u64(42);
-    let weights = tiny_weights(&cfg, &mut rng);
+    let mut weights = tiny_weights(&cfg, &mut rng);
+    merge_projections(&cfg, &mut weights);
+    assert!(
+        weights.has("model.layers.0.self_attn.qkv_proj") && weights.has("model.layers.0.mlp.gate_up_proj")
+    );
+    assert!(weights.has("model.layers.1.self_attn.q_proj") && weights.has("model.layers.1.mlp.up_proj"));
     let max_context = 24;
     let shared = SharedBuffers::new();
     for (name, p) in &weights.params {

@@ -2,7 +2,8 @@
 //! read them (no buffer, no dispatch of their own) and which elementwise results are stored by
 //! the kernel producing their input (epilogues). Three shapes of fusion, all through [`Inline`]:
 //! - elementwise chains (with constants and views feeding them) become one per-element kernel;
-//! - views (reshape/permute/broadcast/slice) feeding a hand kernel become its `load` prologue;
+//! - views (reshape/permute/broadcast/slice) feeding a hand kernel become its `load` prologue,
+//!   and so does any elementwise chain feeding a quantized matmul's x (SwiGLU before down_proj);
 //! - an RMSNorm read only by quantized gemvs becomes their prologue (row scale computed once
 //!   per workgroup, then applied on each load);
 //! - an elementwise consumer of a matmul/reduction/norm/attention/rope output, of the same
@@ -164,7 +165,10 @@ fn accepts(op: &Op, slot: usize, in_place: bool) -> Ctx {
         // Hand kernels read operands through `load` functions, some elements many times.
         Op::MatMul | Op::Reduce { .. } | Op::ArgMax { .. } | Op::Softmax { .. } => Ctx::Views,
         Op::RmsNorm { .. } | Op::LayerNorm { .. } | Op::Rope { .. } => Ctx::Views,
-        Op::QuantMatMul { .. } | Op::Attention { .. } if slot == 0 => Ctx::Views,
+        // The quantized matmuls read x once per row block: a SwiGLU `silu(gate) * up` (or any
+        // elementwise chain) is cheap next to dequantizing the weights, and saves a dispatch.
+        Op::QuantMatMul { .. } if slot == 0 => Ctx::Full,
+        Op::Attention { .. } if slot == 0 => Ctx::Views,
         Op::WriteSlice { .. } if in_place && slot == 1 => Ctx::Views,
         Op::QuantMatMul { .. } | Op::Attention { .. } | Op::WriteSlice { .. } => Ctx::None,
         Op::Input { .. }

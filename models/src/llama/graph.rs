@@ -8,7 +8,7 @@
 use super::weights::{Linear, WeightIndex};
 use crate::config::LlamaConfig;
 use std::collections::HashMap;
-use tessera_ir::{BinaryOp, DType, Graph, IrError, NodeId, Op, RopeStyle, Shape, UnaryOp, float};
+use tessera_ir::{BinaryOp, DType, Graph, IrError, NodeId, Op, RopeStyle, Shape, SliceRange, UnaryOp, float};
 
 /// Names of the step graph's inputs (all u32).
 pub mod inputs {
@@ -36,6 +36,23 @@ pub struct StepShape {
     pub max_context: usize,
     /// Also output the logits of the `last` row (sampling, top-logprobs).
     pub logits: bool,
+}
+
+/// Projections that read the same input, and the name of their merged layer when
+/// [`merge_projections`] stacked them (one gemv instead of several).
+const QKV: (&[&str], &str) = (&["q_proj", "k_proj", "v_proj"], "qkv_proj");
+const GATE_UP: (&[&str], &str) = (&["gate_proj", "up_proj"], "gate_up_proj");
+
+/// Stacks each layer's q/k/v and gate/up weights into one matrix where their storage matches.
+pub fn merge_projections(cfg: &LlamaConfig, w: &mut WeightIndex) {
+    for i in 0..cfg.num_hidden_layers {
+        for (block, (parts, merged)) in [("self_attn", QKV), ("mlp", GATE_UP)] {
+            let prefix = format!("model.layers.{i}.{block}");
+            let parts: Vec<String> = parts.iter().map(|p| format!("{prefix}.{p}")).collect();
+            let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+            w.merge_linears(&parts, &format!("{prefix}.{merged}"));
+        }
+    }
 }
 
 /// Names of the KV cache states of layer `i`.
@@ -70,9 +87,7 @@ pub fn build_step(cfg: &LlamaConfig, w: &WeightIndex, shape: StepShape) -> Resul
         let p = format!("model.layers.{i}");
         let norm_w = b.param(&format!("{p}.input_layernorm.weight"), &[cfg.hidden_size], DType::F32);
         let x = b.op(Op::RmsNorm { eps }, &[h, norm_w])?;
-        let q = b.linear(&format!("{p}.self_attn.q_proj"), x)?;
-        let k = b.linear(&format!("{p}.self_attn.k_proj"), x)?;
-        let v = b.linear(&format!("{p}.self_attn.v_proj"), x)?;
+        let [q, k, v] = b.linears(&format!("{p}.self_attn"), QKV, x, [hq * d, hkv * d, hkv * d])?;
         let q = b.heads(q, s, hq, d)?;
         let k = b.heads(k, s, hkv, d)?;
         let v = b.heads(v, s, hkv, d)?;
@@ -96,8 +111,8 @@ pub fn build_step(cfg: &LlamaConfig, w: &WeightIndex, shape: StepShape) -> Resul
 
         let norm_w = b.param(&format!("{p}.post_attention_layernorm.weight"), &[cfg.hidden_size], DType::F32);
         let x = b.op(Op::RmsNorm { eps }, &[h, norm_w])?;
-        let gate = b.linear(&format!("{p}.mlp.gate_proj"), x)?;
-        let up = b.linear(&format!("{p}.mlp.up_proj"), x)?;
+        let i = cfg.intermediate_size;
+        let [gate, up] = b.linears(&format!("{p}.mlp"), GATE_UP, x, [i, i])?;
         let gate = b.op(Op::Unary(UnaryOp::Silu), &[gate])?;
         let act = b.op(Op::Binary(BinaryOp::Mul), &[gate, up])?;
         let down = b.linear(&format!("{p}.mlp.down_proj"), act)?;
@@ -174,6 +189,38 @@ impl Builder<'_> {
             }
             None => Ok(y),
         }
+    }
+
+    /// The projections `names.0` under `block` applied to `x`, as one merged matmul sliced
+    /// into its parts when the weights were merged, else one matmul each.
+    fn linears<const P: usize>(
+        &mut self,
+        block: &str,
+        names: (&[&str], &str),
+        x: NodeId,
+        widths: [usize; P],
+    ) -> Result<[NodeId; P], IrError> {
+        let merged = format!("{block}.{}", names.1);
+        if !self.w.has(&merged) {
+            let mut out = [x; P];
+            for (o, name) in out.iter_mut().zip(names.0) {
+                *o = self.linear(&format!("{block}.{name}"), x)?;
+            }
+            return Ok(out);
+        }
+        let y = self.linear(&merged, x)?;
+        let dims = self.g.node(y).shape.dims().to_vec();
+        let mut out = [y; P];
+        let mut start = 0;
+        for (o, width) in out.iter_mut().zip(widths) {
+            let mut ranges: Vec<SliceRange> = dims.iter().map(|&d| SliceRange::full(d)).collect();
+            if let Some(last) = ranges.last_mut() {
+                *last = SliceRange { start, stop: start + width, step: 1 };
+            }
+            *o = self.op(Op::Slice { ranges }, &[y])?;
+            start += width;
+        }
+        Ok(out)
     }
 
     /// Rows of the embedding table picked by `tokens`.

@@ -32,6 +32,15 @@ pub enum Linear {
     },
 }
 
+impl Linear {
+    /// Output features.
+    pub fn n(&self) -> usize {
+        match *self {
+            Linear::Dense { n, .. } | Linear::Quant { n, .. } => n,
+        }
+    }
+}
+
 /// One parameter's data, ready to upload: little-endian elements of `dtype`.
 #[derive(Clone, Debug)]
 pub struct HostParam {
@@ -122,6 +131,68 @@ impl WeightIndex {
         self.biases.insert(prefix.into(), values.len());
     }
 
+    /// Replaces the linear layers `parts` (same input, same storage kind) by one layer `merged`
+    /// whose output features are theirs side by side, so decode reads the input once and runs
+    /// one gemv instead of several (q/k/v, gate/up). Returns false, changing nothing, when the
+    /// parts are missing or stored differently (mixed bits, biases on some only).
+    pub fn merge_linears(&mut self, parts: &[&str], merged: &str) -> bool {
+        let Some(kinds) = parts.iter().map(|p| self.linears.get(*p).copied()).collect::<Option<Vec<_>>>()
+        else {
+            return false;
+        };
+        let with_bias = parts.iter().filter(|p| self.biases.contains_key(**p)).count();
+        if kinds.is_empty() || (with_bias != 0 && with_bias != parts.len()) {
+            return false;
+        }
+        let n: usize = kinds.iter().map(|l| l.n()).sum();
+        let merged_kind = match kinds[0] {
+            Linear::Dense { k, .. }
+                if kinds.iter().all(|l| matches!(l, Linear::Dense { k: pk, .. } if *pk == k)) =>
+            {
+                Linear::Dense { k, n }
+            }
+            Linear::Quant { k, bits, group_size, .. }
+                if kinds.iter().all(|l| {
+                    matches!(l, Linear::Quant { k: pk, bits: pb, group_size: pg, .. }
+                        if (*pk, *pb, *pg) == (k, bits, group_size))
+                }) =>
+            {
+                Linear::Quant { k, n, bits, group_size }
+            }
+            _ => return false,
+        };
+        // Row-major `[n_i, ..]` tensors stack along rows; the dense `[k, n_i]` transposes side by side.
+        let suffixes: &[&str] = match merged_kind {
+            Linear::Dense { .. } => &["weight.T"],
+            Linear::Quant { .. } => &["weight", "scales", "biases"],
+        };
+        let mut suffixes = suffixes.to_vec();
+        if with_bias != 0 {
+            suffixes.push("bias");
+        }
+        for suffix in &suffixes {
+            let names: Vec<String> = parts.iter().map(|p| format!("{p}.{suffix}")).collect();
+            if names.iter().any(|n| !self.params.contains_key(n)) {
+                return false;
+            }
+        }
+        for suffix in suffixes {
+            let taken: Vec<HostParam> =
+                parts.iter().filter_map(|p| self.params.remove(&format!("{p}.{suffix}"))).collect();
+            let param = if suffix == "weight.T" { concat_columns(&taken) } else { concat_rows(&taken) };
+            self.params.insert(format!("{merged}.{suffix}"), param);
+        }
+        for p in parts {
+            self.linears.remove(*p);
+            self.biases.remove(*p);
+        }
+        self.linears.insert(merged.into(), merged_kind);
+        if with_bias != 0 {
+            self.biases.insert(merged.into(), n);
+        }
+        true
+    }
+
     /// Prepares every tensor of a GGUF Llama-family model.
     pub fn from_gguf(gguf: &GgufFile) -> Result<WeightIndex, ModelError> {
         let mut w = WeightIndex::default();
@@ -171,6 +242,29 @@ impl WeightIndex {
             table.bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
         self.insert_dense_linear("lm_head", n, k, &values);
     }
+}
+
+/// Stacks row-major tensors `[n_i, c]` into `[sum n_i, c]`.
+fn concat_rows(parts: &[HostParam]) -> HostParam {
+    let rows: usize = parts.iter().map(|p| p.shape[0]).sum();
+    let mut shape = parts[0].shape.clone();
+    shape[0] = rows;
+    let bytes = parts.iter().flat_map(|p| p.bytes.iter().copied()).collect();
+    HostParam { dtype: parts[0].dtype, shape, bytes }
+}
+
+/// Places `[k, n_i]` tensors side by side into `[k, sum n_i]`.
+fn concat_columns(parts: &[HostParam]) -> HostParam {
+    let k = parts[0].shape[0];
+    let width = |p: &HostParam| p.bytes.len() / k;
+    let n: usize = parts.iter().map(|p| p.shape[1]).sum();
+    let mut bytes = Vec::with_capacity(parts.iter().map(|p| p.bytes.len()).sum());
+    for r in 0..k {
+        for p in parts {
+            bytes.extend_from_slice(&p.bytes[r * width(p)..(r + 1) * width(p)]);
+        }
+    }
+    HostParam { dtype: parts[0].dtype, shape: vec![k, n], bytes }
 }
 
 /// An affine-quantized `[rows, cols]` matrix in the MLX layout.
