@@ -19,6 +19,8 @@
 
 pub mod codegen;
 pub mod cost;
+pub mod debug;
+pub mod dot;
 pub mod egraph;
 mod error;
 pub mod fuse;
@@ -31,7 +33,7 @@ pub mod target;
 mod validate;
 
 pub use error::CompileError;
-pub use pipeline::{CompileOptions, compile};
+pub use pipeline::{CompileOptions, Compiled, compile, compile_with_graph};
 pub use plan::{
     Access, BufferDesc, BufferId, BufferRole, Dispatch, IoBinding, KernelReport, KernelSource, Plan,
 };

@@ -35,23 +35,26 @@ pub fn lower(
             reason: format!("{id} has no buffer"),
         })
     };
-    let mut emit = |plan: &mut Plan, launch: Launch, buffers: Vec<BufferId>, ops: Vec<String>| {
-        let next = plan.kernels.len();
-        let bytes = buffers.iter().map(|b| plan.buffers[b.0 as usize].size).sum::<u64>();
-        plan.report.push(KernelReport {
-            dispatch: plan.dispatches.len(),
-            kernel: launch.kernel.name.clone(),
-            ops,
-            bindings: buffers.len(),
-            bytes,
-            cost_us: crate::cost::LAUNCH_US + bytes as f64 / crate::cost::BYTES_PER_US,
-        });
-        let kernel = *kernel_index.entry(launch.kernel.wgsl.clone()).or_insert(next);
-        if kernel == next {
-            plan.kernels.push(launch.kernel);
-        }
-        plan.dispatches.push(Dispatch { kernel, buffers, workgroups: launch.workgroups });
-    };
+    let mut emit =
+        |plan: &mut Plan, launch: Launch, buffers: Vec<BufferId>, ops: Vec<String>, nodes: &[NodeId]| {
+            let next = plan.kernels.len();
+            let bytes = buffers.iter().map(|b| plan.buffers[b.0 as usize].size).sum::<u64>();
+            plan.report.push(KernelReport {
+                dispatch: plan.dispatches.len(),
+                kernel: launch.kernel.name.clone(),
+                ops,
+                bindings: buffers.len(),
+                bytes,
+                cost_us: crate::cost::LAUNCH_US + bytes as f64 / crate::cost::BYTES_PER_US,
+                nodes: nodes.iter().map(|n| n.index()).collect(),
+                rules: Vec::new(),
+            });
+            let kernel = *kernel_index.entry(launch.kernel.wgsl.clone()).or_insert(next);
+            if kernel == next {
+                plan.kernels.push(launch.kernel);
+            }
+            plan.dispatches.push(Dispatch { kernel, buffers, workgroups: launch.workgroups });
+        };
 
     for (id, node) in graph.iter() {
         match &node.op {
@@ -75,7 +78,8 @@ pub fn lower(
             }
             bound.push(out_buffer);
             let ops = inline.ops.iter().map(|o| o.op.mnemonic()).collect();
-            emit(&mut plan, fused_kernel(target, &inline, &out)?, bound, ops);
+            let nodes = group_nodes(graph, schedule, id, None);
+            emit(&mut plan, fused_kernel(target, &inline, &out)?, bound, ops, &nodes);
             continue;
         }
         // A kernel with an epilogue is its host's kernel, storing this node's value.
@@ -108,6 +112,10 @@ pub fn lower(
         let host_target = Target { fusion: fused.then(|| Arc::new(fusion.clone())), ..target.clone() };
         let operands: Vec<Value> = host_node.inputs.iter().map(|&i| value(i)).collect();
         let host_out = value(host);
+        let mut nodes = group_nodes(graph, schedule, host, None);
+        if host != id {
+            nodes.extend(group_nodes(graph, schedule, id, Some(host)));
+        }
         for (launch_used, launch) in launches(&host_target, host_node, &operands, &host_out, in_place)? {
             let mut bound: Vec<BufferId> = Vec::new();
             for (j, &k) in launch_used.iter().enumerate() {
@@ -127,18 +135,32 @@ pub fn lower(
                     bound.push(buffer(l)?);
                 }
             }
-            emit(&mut plan, launch, bound, ops.clone());
+            emit(&mut plan, launch, bound, ops.clone(), &nodes);
         }
     }
     for (k, slot) in memory.outputs.iter().enumerate() {
         let v = value(slot.node);
         if slot.copy && v.numel() > 0 {
             let launch = movement::copy(target, &v, &v)?;
-            emit(&mut plan, launch, vec![buffer(slot.node)?, slot.buffer], vec!["copy".into()]);
+            emit(&mut plan, launch, vec![buffer(slot.node)?, slot.buffer], vec!["copy".into()], &[]);
         }
         plan.outputs.push(io(&format!("output{k}"), slot.buffer, &v));
     }
     Ok(plan)
+}
+
+/// `root` and the inlined values its kernel computes with it (not `stop`, an epilogue's host).
+fn group_nodes(graph: &Graph, schedule: &Schedule, root: NodeId, stop: Option<NodeId>) -> Vec<NodeId> {
+    let mut nodes = vec![root];
+    let mut pending = graph.node(root).inputs.clone();
+    while let Some(n) = pending.pop() {
+        if Some(n) == stop || !schedule.inlined[n.index()] || nodes.contains(&n) {
+            continue;
+        }
+        nodes.push(n);
+        pending.extend(&graph.node(n).inputs);
+    }
+    nodes
 }
 
 /// The cache write `w` as an epilogue of `host`: the views between them, in order.

@@ -3,7 +3,10 @@
 use crate::codegen::Target;
 use crate::egraph::{OptimizeReport, SaturationLimits};
 use crate::rules::RuleSets;
-use crate::{CompileError, DeviceProfile, Plan, egraph, fuse, lower, memory, rules, validate_kernel};
+use crate::{
+    CompileError, DeviceProfile, Plan, debug, dot, egraph, fuse, lower, memory, rules, validate_kernel,
+};
+use std::path::Path;
 use tessera_ir::Graph;
 
 /// Switches of the compile pipeline (each step can be turned off to bisect a wrong result).
@@ -61,39 +64,54 @@ pub fn compile(
     profile: &DeviceProfile,
     options: &CompileOptions,
 ) -> Result<Plan, CompileError> {
+    compile_with_graph(graph, profile, options).map(|compiled| compiled.plan)
+}
+
+/// A plan together with the optimized graph it was lowered from (its reports' node indices
+/// refer to that graph).
+#[derive(Clone, Debug)]
+pub struct Compiled {
+    /// The plan.
+    pub plan: Plan,
+    /// The graph after the e-graph step (the input graph when no rules ran).
+    pub optimized: Graph,
+}
+
+/// As [`compile`], keeping the optimized graph (for DOT export and reports).
+pub fn compile_with_graph(
+    graph: &Graph,
+    profile: &DeviceProfile,
+    options: &CompileOptions,
+) -> Result<Compiled, CompileError> {
     let target = Target { profile, subgroups: profile.subgroups && options.subgroups, fusion: None };
     // 1. verify: every later step relies on recorded types matching inference.
     graph.verify()?;
+    debug::print(debug::IR, || debug::ir_text("input", graph));
     // 2. optimize: e-graph rewrites (algebra, layout), DAG-aware extraction.
-    let (graph, report) = optimize(graph, options)?;
-    if let (Some(r), true) = (&report, debug_level() >= 1) {
-        eprintln!(
-            "[tessera] e-graph: {} -> {} nodes, {} e-nodes / {} classes, {} iterations ({}), {:.1} ms, rules fired: {}",
-            r.graph_nodes.0,
-            r.graph_nodes.1,
-            r.egraph_nodes,
-            r.egraph_classes,
-            r.iterations,
-            r.stop_reason,
-            r.elapsed.as_secs_f64() * 1e3,
-            if r.rules_fired.is_empty() { "none".to_string() } else { r.rules_fired.join(", ") }
-        );
+    let (optimized, report) = optimize(graph, options)?;
+    if let Some(r) = &report {
+        debug::print(debug::SUMMARY, || debug::egraph_summary_text(r));
+        debug::print(debug::EGRAPH_STATS, || debug::egraph_stats_text(r));
+        debug::print(debug::IR, || debug::ir_text("after e-graph extraction", &optimized));
     }
-    let graph = &graph;
+    let g = &optimized;
     if cfg!(debug_assertions) {
-        graph.verify()?;
+        g.verify()?;
     }
     // 3. schedule: which values are computed inline (fused groups, prologues, epilogues).
-    let (live, in_place) = memory::liveness(graph);
+    let (live, in_place) = memory::liveness(g);
     let schedule = if options.fuse {
-        fuse::schedule(graph, profile, &live, &in_place)
+        fuse::schedule(g, profile, &live, &in_place)
     } else {
-        fuse::Schedule::unfused(graph.len())
+        fuse::Schedule::unfused(g.len())
     };
     // 4. memory: a buffer per materialized value, reshapes aliased, scratch reused by lifetime.
-    let memory = memory::plan(graph, profile, options.reuse_buffers, &schedule)?;
+    let memory = memory::plan(g, profile, options.reuse_buffers, &schedule)?;
     // 5. lower: one kernel per group, in graph order, plus output copies.
-    let mut plan = lower::lower(graph, &target, &memory, &schedule)?;
+    let mut plan = lower::lower(g, &target, &memory, &schedule)?;
+    if let Some(r) = &report {
+        attach_rules(&mut plan, &r.node_rules);
+    }
     // 6. validate: naga parse + validate of each distinct kernel, limits checked.
     if options.validate {
         for kernel in &plan.kernels {
@@ -108,23 +126,29 @@ pub fn compile(
         peak_bytes = plan.peak_bytes,
         "compiled"
     );
-    if debug_level() >= 1 {
-        for r in &plan.report {
-            eprintln!(
-                "[tessera] dispatch {:>4} {:<40} bindings {:>2} bytes {:>10} est {:>8.2} us  ops {}",
-                r.dispatch,
-                r.kernel,
-                r.bindings,
-                r.bytes,
-                r.cost_us,
-                r.ops.join("+")
-            );
+    debug::print(debug::IR, || debug::groups_text(g, &plan));
+    debug::print(debug::SUMMARY, || debug::dispatch_text(&plan));
+    debug::print(debug::WGSL, || debug::wgsl_text(&plan));
+    // 8. export: Graphviz files of the graph before and after, when `TESSERA_DOT` names a folder.
+    if let Some(dir) = std::env::var_os("TESSERA_DOT") {
+        let prefix = format!("{}.", dot::graph_hash(graph));
+        match dot::write_dot_files(Path::new(&dir), &prefix, graph, g, &plan) {
+            Ok((before, after)) => {
+                debug::print(debug::SUMMARY, || format!("wrote {} and {}", before.display(), after.display()))
+            }
+            Err(e) => eprintln!("[tessera] TESSERA_DOT={}: {e}", Path::new(&dir).display()),
         }
     }
-    Ok(plan)
+    Ok(Compiled { plan, optimized })
 }
 
-/// `TESSERA_DEBUG` as a number (0 when unset or unparsable).
-fn debug_level() -> u32 {
-    std::env::var("TESSERA_DEBUG").ok().and_then(|v| v.parse().ok()).unwrap_or(0)
+/// Gives each dispatch the rules that rewrote the nodes it computes.
+fn attach_rules(plan: &mut Plan, node_rules: &[Vec<String>]) {
+    for r in &mut plan.report {
+        let mut rules: Vec<String> =
+            r.nodes.iter().filter_map(|&n| node_rules.get(n)).flatten().cloned().collect();
+        rules.sort();
+        rules.dedup();
+        r.rules = rules;
+    }
 }

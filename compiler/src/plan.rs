@@ -49,6 +49,12 @@ pub struct KernelReport {
     pub bytes: u64,
     /// Estimated cost in microseconds (cost model: launch + bytes).
     pub cost_us: f64,
+    /// Indices of the optimized graph's nodes the dispatch computes (host first).
+    #[serde(default)]
+    pub nodes: Vec<usize>,
+    /// E-graph rules that rewrote those nodes' e-classes (or a class they used).
+    #[serde(default)]
+    pub rules: Vec<String>,
 }
 
 /// One device buffer.

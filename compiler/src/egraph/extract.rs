@@ -88,6 +88,7 @@ fn reach(
 
 /// Writes the extracted term back as a graph: the original graph's inputs and params first, in
 /// their order (so the plan binds the same names), then every reached node in dependency order.
+/// Also returns the canonical e-class of each node of the new graph (for per-kernel reports).
 pub fn rebuild(
     original: &Graph,
     egraph: &TEGraph,
@@ -95,7 +96,7 @@ pub fn rebuild(
     leaf_class: &[(NodeId, Id)],
     outputs: &[Id],
     effects: &[Id],
-) -> Result<Graph, IrError> {
+) -> Result<(Graph, Vec<Id>), IrError> {
     let mut g = Graph::new();
     let mut built: HashMap<Id, NodeId> = HashMap::new();
     for &(node, class) in leaf_class {
@@ -112,7 +113,11 @@ pub fn rebuild(
     }
     new_outputs.truncate(outputs.len());
     g.set_outputs(new_outputs)?;
-    Ok(g)
+    let mut class_of = vec![Id::from(0usize); g.len()];
+    for (class, node) in built {
+        class_of[node.index()] = class;
+    }
+    Ok((g, class_of))
 }
 
 /// Adds the chosen term of `class` (operands first, iteratively, so deep graphs do not recurse).

@@ -2,7 +2,7 @@
 //! attributes plus operand e-classes) and the analysis that gives every e-class the shape and
 //! dtype `tessera_ir::infer` computes, plus the value when the class is a known constant.
 
-use egg::{Analysis, DidMerge, EGraph, Id, Language};
+use egg::{Analysis, DidMerge, EGraph, Id, Language, Symbol};
 use std::fmt;
 use tessera_ir::{Op, TensorType, infer};
 
@@ -57,9 +57,25 @@ pub struct ClassData {
     pub constant: Option<f64>,
 }
 
-/// Shape/dtype analysis computed by the IR's own inference.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct TypeAnalysis;
+/// Shape/dtype analysis computed by the IR's own inference; it also keeps the log of rule
+/// applications, since the analysis is the one piece of state every applier can reach.
+#[derive(Clone, Debug, Default)]
+pub struct TypeAnalysis {
+    /// Every rewrite that changed the e-graph, in the order applied.
+    pub applications: Vec<RuleApplication>,
+}
+
+/// One rewrite that merged something new into an e-class.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuleApplication {
+    /// The rule's name.
+    pub rule: Symbol,
+    /// The e-class the rule matched (not canonical after later unions).
+    pub class: Id,
+    /// The e-classes that used `class` when the rule fired: where a folded term shows up once
+    /// the rewritten class has merged into a leaf.
+    pub users: Vec<Id>,
+}
 
 /// The e-graph tessera optimizes.
 pub type TEGraph = EGraph<TNode, TypeAnalysis>;

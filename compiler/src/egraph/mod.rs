@@ -9,8 +9,10 @@ pub mod lang;
 
 pub use lang::{ClassData, TEGraph, TNode, TypeAnalysis};
 
+use crate::cost::op_cost;
 use crate::rules::Rule;
-use egg::{Id, Runner, StopReason};
+use egg::{Id, Runner, StopReason, Symbol};
+use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 use tessera_ir::{Graph, IrError, NodeId, Op};
 
@@ -60,10 +62,28 @@ pub struct OptimizeReport {
     pub stop_reason: String,
     /// Rules that changed the e-graph, by name.
     pub rules_fired: Vec<String>,
+    /// Each iteration's e-graph size and rule applications.
+    pub per_iteration: Vec<IterationStats>,
+    /// DAG cost of the graph as written (cost model microseconds).
+    pub cost_before: f64,
     /// Extracted DAG cost (cost model microseconds).
     pub cost: f64,
+    /// For each node of the optimized graph, the rules that rewrote its e-class or an operand
+    /// class it used (sorted, deduplicated).
+    pub node_rules: Vec<Vec<String>>,
     /// Wall time of the whole step.
     pub elapsed: Duration,
+}
+
+/// One saturation iteration, as egg reports it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct IterationStats {
+    /// E-nodes at the start of the iteration.
+    pub egraph_nodes: usize,
+    /// E-classes at the start of the iteration.
+    pub egraph_classes: usize,
+    /// Rules that changed the e-graph in this iteration, with how many times each did.
+    pub applied: Vec<(String, usize)>,
 }
 
 /// Rewrites `graph` with `rules` into the cheapest equivalent graph found within `limits`.
@@ -101,17 +121,24 @@ pub fn optimize(
         Some(StopReason::Other(s)) => s.clone(),
         None => "not run".to_string(),
     };
-    let mut rules_fired: Vec<String> = runner
+    let per_iteration: Vec<IterationStats> = runner
         .iterations
         .iter()
-        .flat_map(|it| it.applied.iter().filter(|(_, n)| **n > 0).map(|(r, _)| r.to_string()))
+        .map(|it| IterationStats {
+            egraph_nodes: it.egraph_nodes,
+            egraph_classes: it.egraph_classes,
+            applied: it.applied.iter().filter(|(_, n)| **n > 0).map(|(r, n)| (r.to_string(), *n)).collect(),
+        })
         .collect();
+    let mut rules_fired: Vec<String> =
+        per_iteration.iter().flat_map(|it| it.applied.iter().map(|(r, _)| r.clone())).collect();
     rules_fired.sort();
     rules_fired.dedup();
     let egraph = &runner.egraph;
     let roots: Vec<Id> = outputs.iter().chain(&effects).copied().collect();
     let extraction = extract::extract(egraph, &roots)?;
-    let optimized = extract::rebuild(graph, egraph, &extraction, &leaf_class, &outputs, &effects)?;
+    let (optimized, node_class) =
+        extract::rebuild(graph, egraph, &extraction, &leaf_class, &outputs, &effects)?;
     let report = OptimizeReport {
         graph_nodes: (graph.len(), optimized.len()),
         egraph_nodes: egraph.total_size(),
@@ -119,7 +146,10 @@ pub fn optimize(
         iterations: runner.iterations.len(),
         stop_reason,
         rules_fired,
+        per_iteration,
+        cost_before: graph_cost(graph),
         cost: extraction.cost,
+        node_rules: rules_by_node(egraph, &node_class),
         elapsed: start.elapsed(),
     };
     tracing::debug!(
@@ -133,6 +163,37 @@ pub fn optimize(
         "e-graph optimized"
     );
     Ok((optimized, report))
+}
+
+/// The rules applied to each node's e-class, or to a class it used when the rule fired.
+fn rules_by_node(egraph: &TEGraph, node_class: &[Id]) -> Vec<Vec<String>> {
+    let mut by_class: HashMap<Id, BTreeSet<Symbol>> = HashMap::new();
+    for application in &egraph.analysis.applications {
+        for &class in std::iter::once(&application.class).chain(&application.users) {
+            by_class.entry(egraph.find(class)).or_default().insert(application.rule);
+        }
+    }
+    node_class
+        .iter()
+        .map(|class| {
+            let rules = by_class.get(class).into_iter().flatten();
+            let mut names: Vec<String> = rules.map(|r| r.to_string()).collect();
+            names.sort();
+            names
+        })
+        .collect()
+}
+
+/// The summed cost of every node of `graph`, each as its own kernel (what extraction would pay
+/// for the graph as written).
+fn graph_cost(graph: &Graph) -> f64 {
+    graph
+        .iter()
+        .map(|(_, node)| {
+            let operands: Vec<_> = node.inputs.iter().map(|&i| graph.node(i).ty()).collect();
+            op_cost(&node.op, &operands, &node.ty()).total()
+        })
+        .sum()
 }
 
 /// `write_slice` nodes into a state: side effects kept even when no output reads them.

@@ -7,6 +7,7 @@
 pub mod algebra;
 pub mod layout;
 
+use crate::egraph::lang::RuleApplication;
 use crate::egraph::lang::node_type;
 use crate::egraph::{TEGraph, TNode, TypeAnalysis};
 use egg::{Applier, Id, PatternAst, Rewrite, SearchMatches, Searcher, Subst, Symbol, Var};
@@ -137,9 +138,10 @@ impl Applier<TNode, TypeAnalysis> for RuleApplier {
         eclass: Id,
         _subst: &Subst,
         _ast: Option<&PatternAst<TNode>>,
-        _rule: Symbol,
+        rule: Symbol,
     ) -> Vec<Id> {
         let nodes = egraph[eclass].nodes.clone();
+        let users: Vec<Id> = egraph[eclass].parents().take(MAX_RECORDED_USERS).collect();
         let mut changed = Vec::new();
         for node in &nodes {
             let Some(rhs) = (self.0)(egraph, node) else { continue };
@@ -149,9 +151,16 @@ impl Applier<TNode, TypeAnalysis> for RuleApplier {
                 changed.push(id);
             }
         }
+        if !changed.is_empty() {
+            egraph.analysis.applications.push(RuleApplication { rule, class: eclass, users });
+        }
         changed
     }
 }
+
+/// Users of a rewritten class recorded per application (a widely shared constant has many; a
+/// report needs only a few of them).
+const MAX_RECORDED_USERS: usize = 64;
 
 /// Adds a right-hand side, checking each new node's type first; `None` when one is ill-typed.
 fn add_rhs(egraph: &mut TEGraph, rhs: &Rhs) -> Option<Id> {
