@@ -28,6 +28,9 @@ struct Cli {
     /// Switch off e-graph rule sets: algebra, layout or all (comma-separated).
     #[arg(long, value_delimiter = ',')]
     no_rules: Vec<String>,
+    /// Also write `before.dot` and `after.dot` (Graphviz; fused kernels as clusters) into DIR.
+    #[arg(long, value_name = "DIR")]
+    dot: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -55,7 +58,12 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let graph = ir::text::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     let options = tessera::compile_options(cli.no_fuse, &cli.no_rules)?;
-    let plan = compiler::compile(&graph, &profile, &options)?;
+    let compiler::Compiled { plan, optimized } = compiler::compile_with_graph(&graph, &profile, &options)?;
+    if let Some(dir) = &cli.dot {
+        let (before, after) = compiler::dot::write_dot_files(dir, "", &graph, &optimized, &plan)
+            .map_err(|e| format!("{}: {e}", dir.display()))?;
+        eprintln!("wrote {} and {}", before.display(), after.display());
+    }
     std::fs::write(&cli.out, serde_json::to_vec_pretty(&plan)?)
         .map_err(|e| format!("{}: {e}", cli.out.display()))?;
     eprintln!(
