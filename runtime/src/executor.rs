@@ -8,6 +8,7 @@ use crate::error::{DeviceHealth, RuntimeError, scoped};
 use crate::legality::{check_plan, host_bytes, padded};
 use crate::pipelines::KernelPipeline;
 use crate::pool::{BufferPool, PooledBuffer};
+use crate::profile::{DispatchInfo, DispatchProfiler, KernelTime, Timer};
 use crate::shared::{SharedBuffers, SharedEntry, SharedRequest, write_bytes};
 use std::num::NonZeroU64;
 use std::sync::{Arc, mpsc};
@@ -33,58 +34,8 @@ pub struct Executable {
     outputs: Vec<Readback>,
     /// GPU time of the compute pass, where the device has `TIMESTAMP_QUERY`.
     timer: Option<Timer>,
-}
-
-/// Timestamps at the start and end of the compute pass, resolved and copied to a small staging
-/// buffer every run; read (mapped) only when [`Executable::last_gpu_time`] asks.
-#[derive(Debug)]
-struct Timer {
-    queries: wgpu::QuerySet,
-    resolved: wgpu::Buffer,
-    staging: wgpu::Buffer,
-    /// Nanoseconds per tick.
-    period: f32,
-    /// A run has written the staging buffer.
-    written: bool,
-}
-
-/// Bytes of two resolved timestamps.
-const TIMESTAMP_BYTES: u64 = 2 * wgpu::QUERY_SIZE as u64;
-
-impl Timer {
-    /// A timer when the device has `TIMESTAMP_QUERY`; its two small buffers are not pooled.
-    fn new(device: &wgpu::Device, queue: &wgpu::Queue) -> Result<Option<Timer>, RuntimeError> {
-        if !device.features().contains(wgpu::Features::TIMESTAMP_QUERY) {
-            return Ok(None);
-        }
-        scoped(device, || {
-            let buffer = |label, usage| {
-                device.create_buffer(&wgpu::BufferDescriptor {
-                    label: Some(label),
-                    size: TIMESTAMP_BYTES,
-                    usage,
-                    mapped_at_creation: false,
-                })
-            };
-            Some(Timer {
-                queries: device.create_query_set(&wgpu::QuerySetDescriptor {
-                    label: Some("tessera pass timestamps"),
-                    ty: wgpu::QueryType::Timestamp,
-                    count: 2,
-                }),
-                resolved: buffer(
-                    "tessera timestamps",
-                    wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
-                ),
-                staging: buffer(
-                    "tessera timestamps staging",
-                    wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                ),
-                period: queue.get_timestamp_period(),
-                written: false,
-            })
-        })
-    }
+    /// Per-dispatch timestamps, only under `TESSERA_PROFILE` (`None`: runs encode no extra work).
+    profiler: Option<DispatchProfiler>,
 }
 
 /// A buffer the plan owns (from the pool) or binds from its [`SharedBuffers`].
@@ -163,6 +114,7 @@ impl Gpu {
             states: host_writes(&plan.states),
             outputs: Vec::with_capacity(plan.outputs.len()),
             timer: Timer::new(&self.device, &self.queue)?,
+            profiler: DispatchProfiler::from_env(&self.device, &self.queue, dispatch_infos(plan))?,
         };
 
         // Params then states, each bound to the shared buffer of its name.
@@ -237,6 +189,18 @@ impl Gpu {
     }
 }
 
+/// Name, bindings and bytes of each dispatch, for profile events.
+fn dispatch_infos(plan: &Plan) -> Vec<DispatchInfo> {
+    plan.dispatches
+        .iter()
+        .map(|d| DispatchInfo {
+            name: plan.kernels[d.kernel].name.clone(),
+            bindings: d.buffers.len(),
+            bytes: d.buffers.iter().map(|b| plan.buffers[b.0 as usize].size).sum(),
+        })
+        .collect()
+}
+
 fn host_writes(bindings: &[IoBinding]) -> Vec<HostWrite> {
     bindings
         .iter()
@@ -287,40 +251,34 @@ impl Executable {
     /// Runs every dispatch and returns each output's bytes, in the plan's output order.
     pub fn run(&mut self) -> Result<Vec<Vec<u8>>, RuntimeError> {
         let submission = self.submit(true)?;
-        self.read_back(submission)
+        let outputs = self.read_back(submission)?;
+        if let Some(profiler) = &mut self.profiler {
+            profiler.collect(&self.device, self.poll_timeout);
+        }
+        Ok(outputs)
     }
 
     /// Runs every dispatch and waits for the GPU, reading nothing back (for benchmarks).
     pub fn run_without_readback(&mut self) -> Result<(), RuntimeError> {
         let submission = self.submit(false)?;
-        self.wait(submission)
+        self.wait(submission)?;
+        if let Some(profiler) = &mut self.profiler {
+            profiler.collect(&self.device, self.poll_timeout);
+        }
+        Ok(())
+    }
+
+    /// GPU time per kernel name over this plan's runs so far, longest first, and the number of
+    /// runs; `None` unless `TESSERA_PROFILE` was set at load on a device with timestamps.
+    pub fn kernel_times(&self) -> Option<(Vec<KernelTime>, usize)> {
+        self.profiler.as_ref().map(DispatchProfiler::kernel_times)
     }
 
     /// GPU time of the last run's compute pass (every dispatch, not the read-back), from
     /// timestamp queries; `None` before the first run, on devices without `TIMESTAMP_QUERY`, or
     /// if reading the timestamps failed. Costs a small map and a poll, only when called.
     pub fn last_gpu_time(&self) -> Option<Duration> {
-        let timer = self.timer.as_ref().filter(|t| t.written)?;
-        let (sender, receiver) = mpsc::channel();
-        let slice = timer.staging.slice(..);
-        slice.map_async(wgpu::MapMode::Read, move |result| {
-            let _ = sender.send(result);
-        });
-        let poll = wgpu::PollType::Wait { submission_index: None, timeout: Some(self.poll_timeout) };
-        let ticks = match (self.device.poll(poll), receiver.recv_timeout(self.poll_timeout)) {
-            (Ok(_), Ok(Ok(()))) => slice.get_mapped_range().ok().map(|view| {
-                let ticks: Vec<u64> = view
-                    .chunks_exact(8)
-                    .map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default()))
-                    .collect();
-                ticks[1].saturating_sub(ticks[0])
-            }),
-            _ => None,
-        };
-        if let Err(error) = scoped(&self.device, || timer.staging.unmap()) {
-            tracing::warn!("unmapping the timestamp buffer: {error}");
-        }
-        Some(Duration::from_nanos((ticks? as f64 * f64::from(timer.period)) as u64))
+        self.timer.as_ref().and_then(|timer| timer.read(&self.device, self.poll_timeout))
     }
 
     /// Dispatches per run.
@@ -348,27 +306,38 @@ impl Executable {
             let mut encoder = self
                 .device
                 .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("tessera run") });
-            {
-                let timestamp_writes = self.timer.as_ref().map(|timer| wgpu::ComputePassTimestampWrites {
-                    query_set: &timer.queries,
-                    beginning_of_pass_write_index: Some(0),
-                    end_of_pass_write_index: Some(1),
-                });
-                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                    label: Some("tessera dispatches"),
-                    timestamp_writes,
-                });
-                for step in &self.steps {
-                    let [x, y, z] = step.workgroups;
-                    pass.set_pipeline(&step.pipeline.pipeline);
-                    pass.set_bind_group(0, &step.bind_group, &[]);
-                    pass.dispatch_workgroups(x, y, z);
+            // Whether the dispatches ran in one pass the whole-run timer could time.
+            let one_pass = match &mut self.profiler {
+                None => {
+                    let timestamp_writes = self.timer.as_ref().map(|timer| timer.pass_writes());
+                    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                        label: Some("tessera dispatches"),
+                        timestamp_writes,
+                    });
+                    for step in &self.steps {
+                        let [x, y, z] = step.workgroups;
+                        pass.set_pipeline(&step.pipeline.pipeline);
+                        pass.set_bind_group(0, &step.bind_group, &[]);
+                        pass.dispatch_workgroups(x, y, z);
+                    }
+                    true
                 }
-            }
+                Some(profiler) => {
+                    let steps = &self.steps;
+                    let record = |pass: &mut wgpu::ComputePass<'_>, i: usize| {
+                        let [x, y, z] = steps[i].workgroups;
+                        pass.set_pipeline(&steps[i].pipeline.pipeline);
+                        pass.set_bind_group(0, &steps[i].bind_group, &[]);
+                        pass.dispatch_workgroups(x, y, z);
+                    };
+                    let one_pass = !profiler.pass_per_dispatch();
+                    let timestamp_writes = self.timer.as_ref().filter(|_| one_pass).map(Timer::pass_writes);
+                    profiler.encode(&mut encoder, timestamp_writes, &record);
+                    one_pass
+                }
+            };
             if let Some(timer) = &mut self.timer {
-                encoder.resolve_query_set(&timer.queries, 0..2, &timer.resolved, 0);
-                encoder.copy_buffer_to_buffer(&timer.resolved, 0, &timer.staging, 0, TIMESTAMP_BYTES);
-                timer.written = true;
+                timer.finish_run(&mut encoder, one_pass);
             }
             if copy_outputs {
                 for output in self.outputs.iter().filter(|o| o.bytes > 0) {

@@ -67,6 +67,7 @@ mod executor;
 mod legality;
 mod pipelines;
 mod pool;
+mod profile;
 mod report;
 mod shared;
 
@@ -75,6 +76,7 @@ pub use error::RuntimeError;
 pub use executor::Executable;
 pub use pipelines::CacheStats;
 pub use pool::{MemoryStats, PoolStats, size_class};
+pub use profile::{KernelTime, kernel_times};
 pub use report::{AdapterReport, FeatureReport, LimitReport, list_adapters};
 pub use shared::SharedBuffers;
 
