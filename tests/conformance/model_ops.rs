@@ -171,8 +171,18 @@ pub(crate) fn attention_cases(rng: &mut StdRng) -> Vec<Case> {
 pub(crate) fn quant_matmul_cases(rng: &mut StdRng) -> Vec<Case> {
     let mut cases = Vec::new();
     // (M, K, N): the gemv path up to 8 rows of x, the tiled path above.
-    let shapes =
-        [(1, 64, 3), (1, 576, 783), (3, 576, 50), (8, 64, 50), (9, 64, 50), (50, 64, 783), (50, 576, 3)];
+    // K = 2112 makes the vec4 gemv stage x in several chunks with a partial last one.
+    let shapes = [
+        (1, 64, 3),
+        (1, 576, 783),
+        (3, 576, 50),
+        (8, 64, 50),
+        (9, 64, 50),
+        (50, 64, 783),
+        (50, 576, 3),
+        (1, 2112, 5),
+        (3, 2112, 7),
+    ];
     for (bits, groups) in [(4, [8, 32, 64]), (8, [16, 32, 64])] {
         for group_size in groups {
             for (i, (m, k, n)) in shapes.into_iter().enumerate() {

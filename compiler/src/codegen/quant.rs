@@ -13,6 +13,7 @@ use tessera_ir::DType;
 const IDS: &str = include_str!("../wgsl/ids.wgsl");
 const IDS_SUBGROUP: &str = include_str!("../wgsl/ids_subgroup.wgsl");
 const GEMV: &str = include_str!("../wgsl/quant_gemv.wgsl");
+const GEMV4: &str = include_str!("../wgsl/quant_gemv4.wgsl");
 const SLOTS: &str = include_str!("../wgsl/slots_reduce.wgsl");
 const SLOTS_SUBGROUP: &str = include_str!("../wgsl/slots_reduce_subgroup.wgsl");
 const MATMUL: &str = include_str!("../wgsl/quant_matmul.wgsl");
@@ -50,9 +51,21 @@ impl Packed<'_> {
         self.w.shape[1] * self.per_word()
     }
 
+    /// True when every row is whole 16-byte chunks of codes that each lie in one group, so the
+    /// gemv can read the codes as `vec4<u32>`.
+    fn chunks_fit(&self) -> bool {
+        let codes = 4 * self.per_word();
+        self.w.shape[1].is_multiple_of(4) && (self.group_size as usize).is_multiple_of(codes)
+    }
+
     /// Binds w, scales and biases (in that order, after whatever is bound already), declares the
-    /// layout constants and the loads `load_w`, `load_scale`, `load_bias`.
+    /// layout constants and the loads `load_w` (`load_w4` over vec4 chunks when `chunks`),
+    /// `load_scale`, `load_bias`.
     fn bind(&self, w: &mut KernelWriter, target: &Target, what: &str) -> Result<(), CompileError> {
+        self.bind_as(w, target, what, false)
+    }
+
+    fn bind_as(&self, w: &mut KernelWriter, target: &Target, what: &str, chunks: bool) -> Result<(), CompileError> {
         for v in [self.w, self.scales] {
             target.check_numel(what, v.numel())?;
         }
@@ -62,7 +75,15 @@ impl Packed<'_> {
         w.constant("WORDS", target.check_numel(what, self.w.shape[1])?);
         w.constant("GROUP", self.group_size);
         w.constant("ROW_GROUPS", target.check_numel(what, k / self.group_size as usize)?);
-        for (v, load) in [(self.w, "load_w"), (self.scales, "load_scale"), (self.biases, "load_bias")] {
+        if chunks {
+            w.constant("VECS", target.check_numel(what, self.w.shape[1] / 4)?);
+            w.constant("CODES", 4 * self.per_word() as u32);
+            w.read_words4("load_w4");
+        } else {
+            let b = w.read(self.w.dtype, self.w.storage);
+            w.load_fn("load_w", &b);
+        }
+        for (v, load) in [(self.scales, "load_scale"), (self.biases, "load_bias")] {
             let b = w.read(v.dtype, v.storage);
             w.load_fn(load, &b);
         }
@@ -100,10 +121,24 @@ fn gemv(
     weights: &Packed,
     out: &Value,
 ) -> Result<Launch, CompileError> {
-    let wg = row_workgroup_size(target, 64);
-    let r = GEMV_ROWS_PER_GROUP.min(wg as usize / m.max(1)).max(1);
+    let chunks = weights.chunks_fit();
+    let (wg, r) = if chunks {
+        // One invocation per 16-byte chunk of a row (up to the workgroup size); R rows share
+        // each x load while R * M partials stay few.
+        let r = match m {
+            0..=2 => 4,
+            3..=4 => 2,
+            _ => 1,
+        };
+        (row_workgroup_size(target, weights.w.shape[1] / 4), r)
+    } else {
+        let wg = row_workgroup_size(target, 64);
+        (wg, GEMV_ROWS_PER_GROUP.min(wg as usize / m.max(1)).max(1))
+    };
     let suffix = if target.subgroups { "_sg" } else { "" };
-    let name = format!("quant_gemv_q{}g{}_{}_m{m}{suffix}", weights.bits, weights.group_size, x.dtype.name());
+    let kind = if chunks { "gemv4" } else { "gemv" };
+    let name =
+        format!("quant_{kind}_q{}g{}_{}_m{m}{suffix}", weights.bits, weights.group_size, x.dtype.name());
     let grid = Grid::linear(n.div_ceil(r) as u64, &target.profile.limits)?;
     let mut w = KernelWriter::new(name, wg).fused(target);
     w.constant("M", m as u32);
@@ -114,7 +149,7 @@ fn gemv(
     w.constant("GRID_X", grid.grid_x);
     let xb = w.read(x.dtype, x.storage);
     w.load_fn("load_x", &xb);
-    weights.bind(&mut w, target, "quant_matmul")?;
+    weights.bind_as(&mut w, target, "quant_matmul", chunks)?;
     let yb = w.write(out.dtype, out.storage);
     w.store_fn("store_y", &yb);
     w.include(PRELUDE);
@@ -128,7 +163,7 @@ fn gemv(
     }
     w.workgroup_bytes(4 * (r * m) as u32 * wg);
     w.prologue_setup_fn();
-    w.include(GEMV);
+    w.include(if chunks { GEMV4 } else { GEMV });
     Ok(Launch { kernel: w.finish(), workgroups: grid.workgroups })
 }
 

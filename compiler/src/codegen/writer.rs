@@ -145,6 +145,19 @@ impl KernelWriter {
         self.read_buffer(dtype, storage)
     }
 
+    /// Adds the next binding, read-only, as `array<vec4<u32>>` (16-byte loads of packed words)
+    /// and defines `fn NAME(i: u32) -> vec4<u32>`. Packed weights never take a prologue.
+    pub fn read_words4(&mut self, name: &str) {
+        self.reads += 1;
+        let slot = self.bindings.len();
+        let _ = writeln!(
+            self.declarations,
+            "@group(0) @binding({slot}) var<storage, read> in{slot}: array<vec4<u32>>;"
+        );
+        self.bindings.push(Access::Read);
+        self.function(&format!("fn {name}(i: u32) -> vec4<u32> {{ return in{slot}[i]; }}"));
+    }
+
     fn read_buffer(&mut self, dtype: DType, storage: Storage) -> Binding {
         let name = format!("in{}", self.bindings.len());
         self.bind(name, dtype, storage, Access::Read)

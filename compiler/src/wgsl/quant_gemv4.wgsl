@@ -1,0 +1,66 @@
+// Quantized gemv over vec4 words (decode: M <= 8 rows of x): y[m, n] = sum_k x[m, k] *
+// (scale * code + bias) for R output rows n per workgroup. Invocation `lid` takes the 16-byte
+// chunks v = lid, lid + WG, ... of all R rows, so a subgroup reads each row contiguously; a chunk
+// holds CODES codes of one group, so per (row, m) it adds scale * sum(code * x) + bias * sum(x),
+// dequantizing in registers, with x loaded once for the R rows. The R * M partials are then
+// summed over the workgroup. Generated above: M, N, K, R, RM, BITS, PER_WORD, VECS (chunks per
+// row), CODES (codes per chunk), GROUP, ROW_GROUPS, WG, GRID_X, load_x, load_w4, load_scale,
+// load_bias, store_y, reduce_slots, slot_total, prologue_setup (a fused RMSNorm's row scales).
+const MASK: u32 = (1u << BITS) - 1u;
+const SHIFTS: vec4<u32> = vec4<u32>(0u, BITS, 2u * BITS, 3u * BITS);
+// Vec4s of codes per u32 word (2 for 4-bit, 1 for 8-bit).
+const QUADS: u32 = PER_WORD / 4u;
+// 2^23 as f32 bits: OR-ing a code below 2^23 into the mantissa gives 2^23 + code exactly, so
+// subtracting 2^23 converts it with two full-rate ops instead of a slow int-to-float.
+const MAGIC: u32 = 0x4B000000u;
+
+// Codes 4q..4q+3 of `word`, as floats.
+fn quad(word: u32, q: u32) -> vec4<f32> {
+    let codes = (vec4<u32>(word >> (4u * BITS * q)) >> SHIFTS) & vec4<u32>(MASK);
+    return bitcast<vec4<f32>>(codes | vec4<u32>(MAGIC)) - vec4<f32>(8388608.0);
+}
+
+@compute @workgroup_size(WG)
+fn main(ids: Ids) {
+    prologue_setup(ids);
+    let n0 = (ids.wid.x + ids.wid.y * GRID_X) * R;
+    var acc: array<f32, RM>;
+    for (var v = ids.lid; v < VECS; v = v + WG) {
+        let k0 = v * CODES;
+        let g = k0 / GROUP;
+        var w: array<vec4<u32>, R>;
+        var scale: array<f32, R>;
+        var bias: array<f32, R>;
+        for (var r = 0u; r < R; r = r + 1u) {
+            // Rows past N (the last workgroup) repeat row N - 1 and are never stored.
+            let n = min(n0 + r, N - 1u);
+            w[r] = load_w4(n * VECS + v);
+            scale[r] = load_scale(n * ROW_GROUPS + g);
+            bias[r] = load_bias(n * ROW_GROUPS + g);
+        }
+        for (var m = 0u; m < M; m = m + 1u) {
+            var dots: array<f32, R>;
+            var xsum = vec4<f32>(0.0);
+            for (var j = 0u; j < CODES / 4u; j = j + 1u) {
+                let at = m * K + k0 + 4u * j;
+                let x = vec4<f32>(load_x(at), load_x(at + 1u), load_x(at + 2u), load_x(at + 3u));
+                xsum = xsum + x;
+                for (var r = 0u; r < R; r = r + 1u) {
+                    dots[r] = dots[r] + dot(quad(w[r][j / QUADS], j % QUADS), x);
+                }
+            }
+            let s = xsum.x + xsum.y + xsum.z + xsum.w;
+            for (var r = 0u; r < R; r = r + 1u) {
+                acc[r * M + m] = acc[r * M + m] + scale[r] * dots[r] + bias[r] * s;
+            }
+        }
+    }
+    reduce_slots(&acc, ids);
+    if (ids.lid < RM) {
+        let total = slot_total(ids.lid, ids);
+        let n = n0 + ids.lid / M;
+        if (n < N) {
+            store_y((ids.lid % M) * N + n, total);
+        }
+    }
+}
