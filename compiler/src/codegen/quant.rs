@@ -65,7 +65,13 @@ impl Packed<'_> {
         self.bind_as(w, target, what, false)
     }
 
-    fn bind_as(&self, w: &mut KernelWriter, target: &Target, what: &str, chunks: bool) -> Result<(), CompileError> {
+    fn bind_as(
+        &self,
+        w: &mut KernelWriter,
+        target: &Target,
+        what: &str,
+        chunks: bool,
+    ) -> Result<(), CompileError> {
         for v in [self.w, self.scales] {
             target.check_numel(what, v.numel())?;
         }
