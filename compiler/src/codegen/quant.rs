@@ -131,7 +131,9 @@ fn gemv(
     let (wg, r) = if chunks {
         // One invocation per 16-byte chunk of a row (up to the workgroup size); R rows share
         // each x load while R * M partials stay few.
+        // Measured on the H200 (1B/8B decode): 8 rows beat 4 for 4-bit (+18-23%), 4 for 8-bit.
         let r = match m {
+            0..=1 if weights.bits == 4 => 8,
             0..=2 => 4,
             3..=4 => 2,
             _ => 1,
