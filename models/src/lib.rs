@@ -7,6 +7,7 @@
 //! - [`safetensors`]: Hugging Face's `safetensors` format and its reader's validation rules.
 //! - [`config`]: transformers' `LlamaConfig` / `BertConfig` (config.json) and its RoPE
 //!   initialisation (`_compute_llama3_parameters`).
+//! - [`artifact`]: nothing upstream; a `.tsr` file is tessera's own compiled model (see its docs).
 //! - [`tokenizer`]: Hugging Face `tokenizers`; GGUF vocabularies as llama.cpp's
 //!   `llama-vocab.cpp` reads them; chat templates as transformers' `apply_chat_template`.
 //!
@@ -19,6 +20,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod artifact;
 pub mod bert;
 pub mod config;
 pub mod convert;

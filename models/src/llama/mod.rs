@@ -11,4 +11,5 @@ pub mod weights;
 
 pub use crate::ModelError;
 pub use generate::{GenerateOptions, Generation, generate};
-pub use model::{LlamaModel, StepOutput};
+pub use model::{LlamaModel, ModelParts, StepOutput, prepare_weights, step_shapes};
+pub(crate) use model::{cache_rows, upload_weights};

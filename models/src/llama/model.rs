@@ -1,6 +1,7 @@
 //! A loaded Llama-family model on the GPU: config, tokenizer, weights uploaded once into shared
-//! device buffers, a KV cache preallocated to the maximum context, and step plans compiled on
-//! first use (one per prefill bucket, one for decode) that all bind the same weights and cache.
+//! device buffers, a KV cache preallocated to the maximum context, and step plans (one per
+//! prefill bucket, one for decode) that all bind the same weights and cache. Plans are compiled
+//! on first use, or taken ready-made from a `.tsr` artifact written by `compile-model`.
 
 use super::graph::{StepShape, build_step, inputs};
 use super::weights::WeightIndex;
@@ -12,42 +13,51 @@ use crate::tokenizer::ModelTokenizer;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
-use tessera_compiler::CompileOptions;
+use tessera_compiler::{CompileOptions, Plan};
 use tessera_runtime::{Executable, Gpu, SharedBuffers};
 
 /// Prefill lengths are padded up to one of these, so a handful of plans serve every prompt.
 const PREFILL_BUCKETS: [usize; 9] = [16, 32, 64, 128, 256, 512, 1024, 2048, 4096];
 
-/// What one step returns.
-#[derive(Clone, Debug, PartialEq)]
-pub struct StepOutput {
-    /// The greedy next token (argmax on the GPU).
-    pub next: u32,
-    /// The logits of that row, when asked for.
-    pub logits: Option<Vec<f32>>,
+/// The padded length a prompt of `len` tokens runs at with a cache of `max_context` rows.
+fn prefill_bucket(len: usize, max_context: usize) -> usize {
+    PREFILL_BUCKETS.iter().copied().find(|&b| b >= len).unwrap_or(len).min(max_context)
 }
 
-/// A Llama-family model ready to generate.
-pub struct LlamaModel {
+/// Every step shape a model with `max_context` cache rows runs for prompts up to the largest
+/// bucket: each prefill bucket, then decode, each with and without logits (what an artifact holds).
+pub fn step_shapes(max_context: usize) -> Vec<StepShape> {
+    let mut seqs: Vec<usize> = PREFILL_BUCKETS.iter().map(|&b| b.min(max_context)).collect();
+    seqs.dedup();
+    if !seqs.contains(&1) {
+        seqs.push(1);
+    }
+    let mut shapes = Vec::new();
+    for seq in seqs {
+        for logits in [false, true] {
+            shapes.push(StepShape { seq, max_context, logits });
+        }
+    }
+    shapes
+}
+
+/// What a model file holds, read and prepared on the host before any GPU work: `load` uploads
+/// it, `compile-model` packs it into an artifact.
+pub struct ModelParts {
+    /// Display name (file or directory name).
+    pub name: String,
     /// The architecture.
     pub config: LlamaConfig,
     /// Tokenizer, special tokens and chat template.
     pub tokenizer: ModelTokenizer,
-    /// Display name (file or directory name).
-    pub name: String,
-    weights: WeightIndex,
-    gpu: Arc<Gpu>,
-    shared: SharedBuffers,
-    max_context: usize,
-    options: CompileOptions,
-    steps: HashMap<StepShape, Executable>,
+    /// Parameters as read from the file (not yet prepared, see [`prepare_weights`]).
+    pub weights: WeightIndex,
 }
 
-impl LlamaModel {
-    /// Loads a `.gguf` file, or a Hugging Face / mlx-community directory (config.json,
-    /// safetensors, tokenizer.json), onto `gpu` with a KV cache of `max_context` rows (default:
-    /// min(model context, 4096)).
-    pub fn load(path: &Path, gpu: Arc<Gpu>, max_context: Option<usize>) -> Result<LlamaModel, ModelError> {
+impl ModelParts {
+    /// Reads a `.gguf` file, or a Hugging Face / mlx-community directory (config.json,
+    /// safetensors, tokenizer.json).
+    pub fn read(path: &Path) -> Result<ModelParts, ModelError> {
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         if path.is_dir() {
             let config = LlamaConfig::from_file(&path.join("config.json"))?;
@@ -55,11 +65,11 @@ impl LlamaModel {
             let st = ShardedSafetensors::open_dir(path)
                 .map_err(|e| ModelError::Invalid(format!("{}: {e}", path.display())))?;
             let weights = WeightIndex::from_safetensors(&st, &config)?;
-            return LlamaModel::from_parts(name, config, tokenizer, weights, gpu, max_context);
+            return Ok(ModelParts { name, config, tokenizer, weights });
         }
         if !path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf")) {
             return Err(ModelError::Invalid(format!(
-                "{}: expected a .gguf file or a model directory with config.json",
+                "{}: expected a .gguf file, a .tsr artifact or a model directory with config.json",
                 path.display()
             )));
         }
@@ -84,10 +94,76 @@ impl LlamaModel {
                 base.iter().zip(&factors).map(|(b, f)| (*b / f64::from(*f)) as f32).collect();
             weights.insert_f32(super::graph::INV_FREQ, vec![1, inv_freq.len()], &inv_freq);
         }
-        LlamaModel::from_parts(name, config, tokenizer, weights, gpu, max_context)
+        Ok(ModelParts { name, config, tokenizer, weights })
+    }
+}
+
+/// Brings weights into the form the step graphs bind (RoPE inverse frequencies, merged
+/// projections). The JIT path and `compile-model` both call this, so an artifact holds exactly
+/// what loading the source file uploads.
+pub fn prepare_weights(config: &LlamaConfig, weights: &mut WeightIndex) -> Result<(), ModelError> {
+    config.validate().map_err(ModelError::Invalid)?;
+    if !weights.params.contains_key(super::graph::INV_FREQ) {
+        let inv_freq = config.rope_inv_freq().map_err(ModelError::Invalid)?;
+        let inv_freq: Vec<f32> = inv_freq.iter().map(|&f| f as f32).collect();
+        weights.insert_f32(super::graph::INV_FREQ, vec![1, inv_freq.len()], &inv_freq);
+    }
+    super::graph::merge_projections(config, weights);
+    Ok(())
+}
+
+/// The KV cache rows a model gets: `requested`, else min(model context, 4096), within the model's.
+pub(crate) fn cache_rows(config: &LlamaConfig, requested: Option<usize>) -> usize {
+    let model_context = config.max_position_embeddings as usize;
+    requested.unwrap_or(model_context.min(4096)).clamp(1, model_context.max(1))
+}
+
+/// What one step returns.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepOutput {
+    /// The greedy next token (argmax on the GPU).
+    pub next: u32,
+    /// The logits of that row, when asked for.
+    pub logits: Option<Vec<f32>>,
+}
+
+/// Where a model's step plans come from.
+enum StepSource {
+    /// Built from the weights' layout and compiled on first use.
+    Jit { weights: WeightIndex, options: CompileOptions },
+    /// Compiled ahead of time: the plans of the artifact's tier for this adapter.
+    Artifact { file: String, tier: String, plans: HashMap<StepShape, Plan> },
+}
+
+/// A Llama-family model ready to generate.
+pub struct LlamaModel {
+    /// The architecture.
+    pub config: LlamaConfig,
+    /// Tokenizer, special tokens and chat template.
+    pub tokenizer: ModelTokenizer,
+    /// Display name (file or directory name).
+    pub name: String,
+    gpu: Arc<Gpu>,
+    shared: SharedBuffers,
+    max_context: usize,
+    source: StepSource,
+    steps: HashMap<StepShape, Executable>,
+}
+
+impl LlamaModel {
+    /// Loads a `.gguf` file, a Hugging Face / mlx-community directory (config.json,
+    /// safetensors, tokenizer.json) or a `.tsr` artifact from `compile-model` onto `gpu` with a
+    /// KV cache of `max_context` rows (default: min(model context, 4096); an artifact's own).
+    pub fn load(path: &Path, gpu: Arc<Gpu>, max_context: Option<usize>) -> Result<LlamaModel, ModelError> {
+        if crate::artifact::is_artifact(path) {
+            return crate::artifact::load_model(path, gpu, max_context);
+        }
+        let parts = ModelParts::read(path)?;
+        LlamaModel::from_parts(parts.name, parts.config, parts.tokenizer, parts.weights, gpu, max_context)
     }
 
-    /// A model from already prepared parts (tests build tiny random ones this way).
+    /// A model from parts as read (tests build tiny random ones this way): weights prepared as
+    /// [`prepare_weights`] says, then uploaded.
     pub fn from_parts(
         name: String,
         config: LlamaConfig,
@@ -96,35 +172,43 @@ impl LlamaModel {
         gpu: Arc<Gpu>,
         max_context: Option<usize>,
     ) -> Result<LlamaModel, ModelError> {
-        config.validate().map_err(ModelError::Invalid)?;
-        let model_context = config.max_position_embeddings as usize;
-        let max_context = max_context.unwrap_or(model_context.min(4096)).clamp(1, model_context.max(1));
-        if !weights.params.contains_key(super::graph::INV_FREQ) {
-            let inv_freq = config.rope_inv_freq().map_err(ModelError::Invalid)?;
-            let inv_freq: Vec<f32> = inv_freq.iter().map(|&f| f as f32).collect();
-            weights.insert_f32(super::graph::INV_FREQ, vec![1, inv_freq.len()], &inv_freq);
-        }
-        let shared = SharedBuffers::new();
-        for (name, p) in std::mem::take(&mut weights.params) {
-            gpu.write_shared(&shared, &name, &p.bytes)?;
-        }
-        Ok(LlamaModel {
-            config,
-            tokenizer,
-            name,
-            weights,
-            gpu,
-            shared,
-            max_context,
-            options: CompileOptions::default(),
-            steps: HashMap::new(),
-        })
+        prepare_weights(&config, &mut weights)?;
+        let shared = upload_weights(&gpu, &mut weights)?;
+        let max_context = cache_rows(&config, max_context);
+        let source = StepSource::Jit { weights, options: CompileOptions::default() };
+        Ok(LlamaModel { config, tokenizer, name, gpu, shared, max_context, source, steps: HashMap::new() })
     }
 
-    /// Compile options for plans built from now on (switches to bisect a wrong result).
-    pub fn set_compile_options(&mut self, options: CompileOptions) {
-        self.options = options;
+    /// A model whose weights are already in `shared` and whose steps run `plans` (an artifact's).
+    pub(crate) fn from_plans(
+        parts: (String, LlamaConfig, ModelTokenizer),
+        gpu: Arc<Gpu>,
+        shared: SharedBuffers,
+        max_context: usize,
+        file: String,
+        tier: String,
+        plans: HashMap<StepShape, Plan>,
+    ) -> LlamaModel {
+        let (name, config, tokenizer) = parts;
+        let source = StepSource::Artifact { file, tier, plans };
+        LlamaModel { config, tokenizer, name, gpu, shared, max_context, source, steps: HashMap::new() }
+    }
+
+    /// Compile options for plans built from now on (switches to bisect a wrong result). An
+    /// artifact's plans are already compiled: anything but the defaults is an error for them.
+    pub fn set_compile_options(&mut self, new_options: CompileOptions) -> Result<(), ModelError> {
+        match &mut self.source {
+            StepSource::Jit { options, .. } => *options = new_options,
+            StepSource::Artifact { .. } if new_options == CompileOptions::default() => return Ok(()),
+            StepSource::Artifact { file, .. } => {
+                return Err(ModelError::Invalid(format!(
+                    "{file}: an artifact's plans are compiled ahead of time; pass --no-fuse / \
+                     --no-rules to compile-model instead"
+                )));
+            }
+        }
         self.steps.clear();
+        Ok(())
     }
 
     /// Rows of the KV cache.
@@ -154,14 +238,36 @@ impl LlamaModel {
 
     /// The padded length a prompt of `len` tokens runs at.
     fn prefill_bucket(&self, len: usize) -> usize {
-        PREFILL_BUCKETS.iter().copied().find(|&b| b >= len).unwrap_or(len).min(self.max_context)
+        prefill_bucket(len, self.max_context)
+    }
+
+    /// The artifact tier the step plans come from (`None`: compiled on first use).
+    pub fn artifact_tier(&self) -> Option<&str> {
+        match &self.source {
+            StepSource::Jit { .. } => None,
+            StepSource::Artifact { tier, .. } => Some(tier),
+        }
     }
 
     fn step(&mut self, shape: StepShape) -> Result<&mut Executable, ModelError> {
         if !self.steps.contains_key(&shape) {
-            let graph = build_step(&self.config, &self.weights, shape)?;
-            let plan = tessera_compiler::compile(&graph, self.gpu.profile(), &self.options)?;
-            let exe = self.gpu.load_shared(&plan, &self.shared)?;
+            let exe = match &self.source {
+                StepSource::Jit { weights, options } => {
+                    let graph = build_step(&self.config, weights, shape)?;
+                    let plan = tessera_compiler::compile(&graph, self.gpu.profile(), options)?;
+                    self.gpu.load_shared(&plan, &self.shared)?
+                }
+                StepSource::Artifact { file, plans, .. } => {
+                    let plan = plans.get(&shape).ok_or_else(|| {
+                        ModelError::Invalid(format!(
+                            "{file}: no plan for step shape seq={} logits={} (the artifact was compiled \
+                             for max context {}; recompile with a larger --max-context)",
+                            shape.seq, shape.logits, self.max_context
+                        ))
+                    })?;
+                    self.gpu.load_shared(plan, &self.shared)?
+                }
+            };
             self.steps.insert(shape, exe);
         }
         self.steps.get_mut(&shape).ok_or_else(|| ModelError::Invalid("step plan vanished".into()))
@@ -257,4 +363,14 @@ impl LlamaModel {
         ids.dedup();
         ids
     }
+}
+
+/// Uploads every prepared parameter into new shared buffers; the index keeps only the layout the
+/// step graphs need.
+pub(crate) fn upload_weights(gpu: &Gpu, weights: &mut WeightIndex) -> Result<SharedBuffers, ModelError> {
+    let shared = SharedBuffers::new();
+    for (name, p) in std::mem::take(&mut weights.params) {
+        gpu.write_shared(&shared, &name, &p.bytes)?;
+    }
+    Ok(shared)
 }

@@ -82,7 +82,7 @@ pub fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let options = tessera::compile_options(args.no_fuse, &args.no_rules)?;
     let gpu = Arc::new(Gpu::from_env()?);
     let mut model = LlamaModel::load(&path, gpu.clone(), args.max_context)?;
-    model.set_compile_options(options);
+    model.set_compile_options(options)?;
     // Weights are uploaded during load: twice through staging, once on unified memory.
     let bytes_copied_at_load = gpu.memory().copied_bytes;
     let prompt_ids = prompt_ids(&model, args)?;
