@@ -24,6 +24,7 @@ pub mod dot;
 pub mod egraph;
 mod error;
 pub mod fuse;
+pub mod ieee_guard;
 pub mod lower;
 pub mod memory;
 pub mod pipeline;

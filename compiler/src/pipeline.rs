@@ -4,10 +4,11 @@ use crate::codegen::Target;
 use crate::egraph::{OptimizeReport, SaturationLimits};
 use crate::rules::RuleSets;
 use crate::{
-    CompileError, DeviceProfile, Plan, debug, dot, egraph, fuse, lower, memory, rules, validate_kernel,
+    CompileError, DeviceProfile, Plan, debug, dot, egraph, fuse, ieee_guard, lower, memory, rules,
+    validate_kernel,
 };
 use std::path::Path;
-use tessera_ir::Graph;
+use tessera_ir::{Graph, NodeId};
 
 /// Switches of the compile pipeline (each step can be turned off to bisect a wrong result).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -94,31 +95,41 @@ pub fn compile_with_graph(
         debug::print(debug::EGRAPH_STATS, || debug::egraph_stats_text(r));
         debug::print(debug::IR, || debug::ir_text("after e-graph extraction", &optimized));
     }
+    let mut node_rules = report.as_ref().map(|r| r.node_rules.clone()).unwrap_or_default();
+    // 3. guard: float division by a constant zero as multiplication by an infinity, exact in
+    //    IEEE, because drivers fold `x / 0.0` wrongly once fusion makes the zero a literal.
+    let guarded = if options.fuse { ieee_guard::divisions_by_zero_as_infinities(&optimized)? } else { None };
+    let optimized = match guarded {
+        Some((guarded, moved)) => {
+            node_rules = moved_rules(&node_rules, &moved, guarded.len());
+            debug::print(debug::IR, || debug::ir_text("after the IEEE division guard", &guarded));
+            guarded
+        }
+        None => optimized,
+    };
     let g = &optimized;
     if cfg!(debug_assertions) {
         g.verify()?;
     }
-    // 3. schedule: which values are computed inline (fused groups, prologues, epilogues).
+    // 4. schedule: which values are computed inline (fused groups, prologues, epilogues).
     let (live, in_place) = memory::liveness(g);
     let schedule = if options.fuse {
         fuse::schedule(g, profile, &live, &in_place)
     } else {
         fuse::Schedule::unfused(g.len())
     };
-    // 4. memory: a buffer per materialized value, reshapes aliased, scratch reused by lifetime.
+    // 5. memory: a buffer per materialized value, reshapes aliased, scratch reused by lifetime.
     let memory = memory::plan(g, profile, options.reuse_buffers, &schedule)?;
-    // 5. lower: one kernel per group, in graph order, plus output copies.
+    // 6. lower: one kernel per group, in graph order, plus output copies.
     let mut plan = lower::lower(g, &target, &memory, &schedule)?;
-    if let Some(r) = &report {
-        attach_rules(&mut plan, &r.node_rules);
-    }
-    // 6. validate: naga parse + validate of each distinct kernel, limits checked.
+    attach_rules(&mut plan, &node_rules);
+    // 7. validate: naga parse + validate of each distinct kernel, limits checked.
     if options.validate {
         for kernel in &plan.kernels {
             validate_kernel(kernel, profile)?;
         }
     }
-    // 7. account: the device memory the plan needs.
+    // 8. account: the device memory the plan needs.
     plan.peak_bytes = plan.buffers.iter().map(|b| b.size).sum();
     tracing::debug!(
         kernels = plan.kernels.len(),
@@ -129,7 +140,7 @@ pub fn compile_with_graph(
     debug::print(debug::IR, || debug::groups_text(g, &plan));
     debug::print(debug::SUMMARY, || debug::dispatch_text(&plan));
     debug::print(debug::WGSL, || debug::wgsl_text(&plan));
-    // 8. export: Graphviz files of the graph before and after, when `TESSERA_DOT` names a folder.
+    // 9. export: Graphviz files of the graph before and after, when `TESSERA_DOT` names a folder.
     if let Some(dir) = std::env::var_os("TESSERA_DOT") {
         let prefix = format!("{}.", dot::graph_hash(graph));
         match dot::write_dot_files(Path::new(&dir), &prefix, graph, g, &plan) {
@@ -140,6 +151,17 @@ pub fn compile_with_graph(
         }
     }
     Ok(Compiled { plan, optimized })
+}
+
+/// `rules` of an old graph's nodes, indexed by where `moved` put each node in a new graph.
+fn moved_rules(rules: &[Vec<String>], moved: &[NodeId], len: usize) -> Vec<Vec<String>> {
+    let mut out = vec![Vec::new(); len];
+    for (old, new) in moved.iter().enumerate() {
+        if let Some(r) = rules.get(old) {
+            out[new.index()] = r.clone();
+        }
+    }
+    out
 }
 
 /// Gives each dispatch the rules that rewrote the nodes it computes.
