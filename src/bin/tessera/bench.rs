@@ -72,6 +72,14 @@ pub fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             out["model"] = model_bench(&gpu, model, args)?;
         }
     }
+    // Under TESSERA_PROFILE every run above was timed per dispatch: the kernels that took longest.
+    let kernels = tessera::layers::runtime::kernel_times();
+    if !kernels.is_empty() {
+        let top = kernels.iter().take(TOP_KERNELS);
+        let top =
+            top.map(|k| json!({ "name": k.name, "count": k.count, "gpu_ms": k.total.as_secs_f64() * 1e3 }));
+        out["top_kernels"] = Value::Array(top.collect());
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
@@ -219,6 +227,9 @@ fn model_bench(
     }))
 }
 
+/// Kernels listed by GPU time when `TESSERA_PROFILE` is set.
+const TOP_KERNELS: usize = 10;
+
 fn print_human(v: &Value) {
     println!("{} ({})", v["adapter"].as_str().unwrap_or("?"), v["backend"]);
     if let Some(c) = v["copy_gb_s"].as_f64() {
@@ -266,6 +277,17 @@ fn print_human(v: &Value) {
                 m["bytes_per_token"].as_f64().unwrap_or(0.0) / 1e6,
                 gb_s,
                 m["percent_of_copy"].as_f64().unwrap_or(0.0)
+            );
+        }
+    }
+    if let Some(top) = v["top_kernels"].as_array() {
+        println!("top kernels by GPU time (TESSERA_PROFILE, every run above):");
+        for k in top {
+            println!(
+                "  {:<44} {:>7} dispatches {:>10.2} ms",
+                k["name"].as_str().unwrap_or("?"),
+                k["count"].as_u64().unwrap_or(0),
+                k["gpu_ms"].as_f64().unwrap_or(0.0)
             );
         }
     }
