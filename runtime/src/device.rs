@@ -2,9 +2,10 @@
 //! [`DeviceProfile`] the compiler targets.
 
 use crate::error::{DeviceHealth, RuntimeError};
-use crate::pipelines::{CacheStats, PipelineCache};
+use crate::pipelines::{CacheStats, DiskCache, PipelineCache};
 use crate::pool::{BufferPool, MemoryStats, PoolStats};
 use crate::report::AdapterReport;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tessera_compiler::{DeviceProfile, Limits};
@@ -25,6 +26,9 @@ pub struct GpuOptions {
     /// How long to wait for the GPU before failing (`TESSERA_POLL_TIMEOUT_S`, default 300 s:
     /// lavapipe is slow).
     pub poll_timeout: Duration,
+    /// Where the driver's compiled pipelines persist between runs (`$TESSERA_HOME/pipeline-cache`,
+    /// default `~/.cache/tessera/pipeline-cache`); `None` (`TESSERA_NO_PIPELINE_CACHE`): not kept.
+    pub pipeline_cache_dir: Option<PathBuf>,
 }
 
 impl Default for GpuOptions {
@@ -36,6 +40,7 @@ impl Default for GpuOptions {
             no_subgroups: false,
             no_uma: false,
             poll_timeout: Duration::from_secs(300),
+            pipeline_cache_dir: None,
         }
     }
 }
@@ -77,7 +82,16 @@ impl GpuOptions {
                 _ => return Err(bad("TESSERA_POLL_TIMEOUT_S", &value)),
             },
         };
+        let home = var("TESSERA_HOME")
+            .filter(|h| !h.trim().is_empty())
+            .map(PathBuf::from)
+            .or_else(|| var("HOME").map(|h| Path::new(&h).join(".cache").join("tessera")));
+        let pipeline_cache_dir = match flag("TESSERA_NO_PIPELINE_CACHE")? {
+            true => None,
+            false => home.map(|h| h.join("pipeline-cache")),
+        };
         Ok(GpuOptions {
+            pipeline_cache_dir,
             backend,
             adapter: var("TESSERA_ADAPTER").filter(|name| !name.trim().is_empty()),
             no_f16: flag("TESSERA_NO_F16")?,
@@ -193,6 +207,7 @@ impl Gpu {
         let report = AdapterReport::new(&info, device.features(), &device.limits());
         let profile = profile_of(&report, &device.limits());
         tracing::info!("tessera device: {}", report.short());
+        let disk = options.pipeline_cache_dir.as_deref().and_then(|dir| DiskCache::open(&device, &info, dir));
         Ok(Gpu {
             instance,
             adapter,
@@ -201,7 +216,7 @@ impl Gpu {
             report,
             profile,
             pool: Arc::new(BufferPool::default()),
-            pipelines: PipelineCache::default(),
+            pipelines: PipelineCache::new(disk),
             health,
             poll_timeout: options.poll_timeout,
         })
@@ -269,6 +284,21 @@ impl Gpu {
         self.pipelines.stats()
     }
 
+    /// The file the driver's compiled pipelines persist in (Vulkan, unless
+    /// `TESSERA_NO_PIPELINE_CACHE`); `None` where the backend has no pipeline cache.
+    pub fn pipeline_cache_file(&self) -> Option<&Path> {
+        self.pipelines.disk_file()
+    }
+
+    /// Writes the driver's pipeline cache to its file now, if it changed (also done when the
+    /// `Gpu` is dropped).
+    pub fn save_pipeline_cache(&self) {
+        // A lost or destroyed device has nothing trustworthy to save.
+        if self.health.check().is_ok() {
+            self.pipelines.save();
+        }
+    }
+
     /// True when the device shares memory with the CPU and mappable storage buffers are enabled.
     pub fn has_unified_memory(&self) -> bool {
         self.report.features.mappable_primary_buffers
@@ -289,6 +319,13 @@ impl Gpu {
     /// The adapter.
     pub fn adapter(&self) -> &wgpu::Adapter {
         &self.adapter
+    }
+}
+
+impl Drop for Gpu {
+    /// Persists the pipelines this process compiled, for the next start.
+    fn drop(&mut self) {
+        self.save_pipeline_cache();
     }
 }
 
@@ -353,6 +390,13 @@ mod tests {
         assert_eq!(parsed.backend, Some(wgpu::Backend::Vulkan));
         assert_eq!(parsed.adapter.as_deref(), Some("llvm"));
         assert!(parsed.no_f16 && !parsed.no_subgroups);
+        let cache = |vars: &[(&str, &str)]| options(vars).unwrap().pipeline_cache_dir;
+        assert_eq!(cache(&[("HOME", "/h")]), Some(PathBuf::from("/h/.cache/tessera/pipeline-cache")));
+        assert_eq!(
+            cache(&[("HOME", "/h"), ("TESSERA_HOME", "/t")]),
+            Some(PathBuf::from("/t/pipeline-cache"))
+        );
+        assert_eq!(cache(&[("HOME", "/h"), ("TESSERA_NO_PIPELINE_CACHE", "1")]), None);
         assert_eq!(parsed.poll_timeout, Duration::from_millis(2500));
         for (var, value) in
             [("TESSERA_BACKEND", "cuda"), ("TESSERA_NO_F16", "maybe"), ("TESSERA_POLL_TIMEOUT_S", "-1")]
