@@ -7,6 +7,7 @@ mod common;
 use serde_json::Value;
 use std::sync::Arc;
 use tessera::layers::runtime::Gpu;
+use tessera_models::artifact::{ArtifactOptions, compile_artifact};
 use tessera_models::convert::{ConvertOptions, convert};
 use tessera_models::llama::{GenerateOptions, LlamaModel, generate};
 use tessera_models::sample::{SamplerConfig, top_logprobs};
@@ -49,8 +50,16 @@ fn ids(v: &Value) -> Vec<u32> {
 
 /// Checks every golden case on `model`; the top-5 comparison only when `top5`.
 fn check_golden(model: &mut LlamaModel, top5: bool) {
+    check_cases(model, top5, |_| true);
+}
+
+/// Checks the golden cases whose name `wanted` accepts.
+fn check_cases(model: &mut LlamaModel, top5: bool, wanted: impl Fn(&str) -> bool) {
     let golden: Value = serde_json::from_str(GOLDEN).expect("golden json");
     for case in golden["cases"].as_array().expect("cases") {
+        if !wanted(case["name"].as_str().unwrap_or("?")) {
+            continue;
+        }
         let name = case["name"].as_str().unwrap_or("?");
         let prompt = prompt_ids(model, case);
         assert_eq!(prompt, ids(&case["prompt_ids"]), "{name}: prompt token ids");
@@ -112,4 +121,27 @@ fn converted_mlx_directory_generates_the_same_tokens() {
     let mut model = LlamaModel::load(&out, gpu, Some(256)).expect("converted directory loads");
     check_golden(&mut model, false);
     let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn compiled_artifact_generates_the_gguf_path_golden_tokens() {
+    let Some(_) = common::gpu() else { return };
+    let Some(path) = model_path() else { return };
+    let dir = std::env::temp_dir().join(format!("tessera-artifact-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let out = dir.join("smollm2-64.tsr");
+    // 64 rows hold the chat case (43 prompt tokens + 12 generated): buckets 16, 32, 64 and decode.
+    let options = ArtifactOptions { max_context: Some(64), ..ArtifactOptions::default() };
+    let report = compile_artifact(&path, &out, &options).expect("artifact compiles");
+    assert_eq!(report.shapes, 8);
+    for (tier, backends) in &report.tiers {
+        assert!(backends.failures.is_empty(), "tier {tier}: {:?}", backends.failures);
+    }
+    let gpu = Arc::new(Gpu::from_env().expect("gpu"));
+    let mut model = LlamaModel::load(&out, gpu, None).expect("artifact loads");
+    assert!(model.artifact_tier().is_some());
+    // The golden tokens are the ones the GGUF path must produce (smollm2_matches_transformers...);
+    // the chat case also checks the chat template and tokenizer carried in the artifact.
+    check_cases(&mut model, false, |name| name == "chat");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -13,7 +13,8 @@ use tessera_models::llama::LlamaModel;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// A .gguf model to time prefill and decode on (default: SmolLM2 from the cache, if present).
+    /// A .gguf, model directory or .tsr artifact to time prefill and decode on (default: SmolLM2
+    /// from the cache, if present).
     #[arg(long, conflicts_with = "config")]
     model: Option<PathBuf>,
     /// A Llama config.json to time with random weights (needs --dummy-weights).
@@ -68,7 +69,9 @@ pub fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             p.is_file().then_some(p)
         });
         if let Some(path) = model {
-            let model = LlamaModel::load(&path, gpu.clone(), Some(context_for(args)))?;
+            // An artifact's plans fix its context; prefill lengths must fit its buckets.
+            let context = (!tessera_models::artifact::is_artifact(&path)).then(|| context_for(args));
+            let model = LlamaModel::load(&path, gpu.clone(), context)?;
             out["model"] = model_bench(&gpu, model, args)?;
         }
     }

@@ -14,7 +14,8 @@ const DEFAULT_MODEL: &str = "models/SmolLM2-135M-Instruct/SmolLM2-135M-Instruct.
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// A .gguf file (default: SmolLM2-135M-Instruct from the model cache).
+    /// A .gguf file, model directory or .tsr artifact (default: SmolLM2-135M-Instruct from the
+    /// model cache).
     #[arg(long)]
     model: Option<PathBuf>,
     /// The prompt (raw text unless --chat).
@@ -83,6 +84,7 @@ pub fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let gpu = Arc::new(Gpu::from_env()?);
     let mut model = LlamaModel::load(&path, gpu.clone(), args.max_context)?;
     model.set_compile_options(options)?;
+    let load_time = process_start().elapsed().as_secs_f64();
     // Weights are uploaded during load: twice through staging, once on unified memory.
     let bytes_copied_at_load = gpu.memory().copied_bytes;
     let prompt_ids = prompt_ids(&model, args)?;
@@ -128,6 +130,8 @@ pub fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             "dispatches_per_token": dispatches,
             "bytes_copied_at_load": bytes_copied_at_load,
             "unified_memory": gpu.has_unified_memory(),
+            "load_time_s": load_time,
+            "artifact_tier": model.artifact_tier(),
             "top_logprobs": (args.top_logprobs > 0).then_some(&result.top_logprobs),
         });
         println!("{}", serde_json::to_string(&report)?);
