@@ -171,7 +171,7 @@ pub(crate) fn attention_cases(rng: &mut StdRng) -> Vec<Case> {
 pub(crate) fn quant_matmul_cases(rng: &mut StdRng) -> Vec<Case> {
     let mut cases = Vec::new();
     // (M, K, N): the gemv path up to 8 rows of x, the tiled path above.
-    // K = 2112 makes the vec4 gemv stage x in several chunks with a partial last one.
+    // K = 2112: chunks past one workgroup's width; K = 4096: 16 rows per workgroup, 21 = 16 + 5.
     let shapes = [
         (1, 64, 3),
         (1, 576, 783),
@@ -182,6 +182,7 @@ pub(crate) fn quant_matmul_cases(rng: &mut StdRng) -> Vec<Case> {
         (50, 576, 3),
         (1, 2112, 5),
         (3, 2112, 7),
+        (1, 4096, 21),
     ];
     for (bits, groups) in [(4, [8, 32, 64]), (8, [16, 32, 64])] {
         for group_size in groups {
