@@ -5,21 +5,19 @@ use crate::error::{Result, invalid};
 use tessera_compiler::CompileOptions;
 
 /// Compile options with fusion off when `no_fuse`, and each rule set named in `no_rules`
-/// (`algebra`, `layout`, or `all`) switched off.
+/// (`algebra`, `layout`, `patterns`, or `all`) switched off.
 pub fn compile_options(no_fuse: bool, no_rules: &[String]) -> Result<CompileOptions> {
     let mut options = CompileOptions { fuse: !no_fuse, ..CompileOptions::default() };
     for set in no_rules {
         match set.as_str() {
             "algebra" => options.rules.algebra = false,
             "layout" => options.rules.layout = false,
-            "all" => {
-                options.rules.algebra = false;
-                options.rules.layout = false;
-            }
+            "patterns" => options.rules.patterns = false,
+            "all" => options.rules = tessera_compiler::rules::RuleSets::none(),
             other => {
                 return Err(invalid(
                     "--no-rules",
-                    format!("unknown rule set `{other}` (algebra, layout, all)"),
+                    format!("unknown rule set `{other}` (algebra, layout, patterns, all)"),
                 ));
             }
         }
@@ -36,7 +34,7 @@ mod tests {
         let o = compile_options(true, &["layout".into()]).expect("valid");
         assert!(!o.fuse && o.rules.algebra && !o.rules.layout);
         let o = compile_options(false, &["all".into()]).expect("valid");
-        assert!(o.fuse && !o.rules.algebra && !o.rules.layout);
+        assert!(o.fuse && !o.rules.algebra && !o.rules.layout && !o.rules.patterns);
         assert!(compile_options(false, &["nope".into()]).is_err());
     }
 }

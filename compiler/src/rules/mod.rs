@@ -6,6 +6,7 @@
 
 pub mod algebra;
 pub mod layout;
+pub mod patterns;
 
 use crate::egraph::lang::RuleApplication;
 use crate::egraph::lang::node_type;
@@ -20,6 +21,8 @@ pub enum RuleSet {
     Algebra,
     /// Permute/reshape/broadcast/slice cancellation and merging.
     Layout,
+    /// Primitive compositions recognized as a composite op (attention).
+    Patterns,
 }
 
 /// Switches for the rule sets.
@@ -29,18 +32,20 @@ pub struct RuleSets {
     pub algebra: bool,
     /// Run the layout rules.
     pub layout: bool,
+    /// Run the pattern rules.
+    pub patterns: bool,
 }
 
 impl Default for RuleSets {
     fn default() -> RuleSets {
-        RuleSets { algebra: true, layout: true }
+        RuleSets { algebra: true, layout: true, patterns: true }
     }
 }
 
 impl RuleSets {
     /// No rules at all.
     pub fn none() -> RuleSets {
-        RuleSets { algebra: false, layout: false }
+        RuleSets { algebra: false, layout: false, patterns: false }
     }
 
     /// True when `set` is on.
@@ -48,6 +53,7 @@ impl RuleSets {
         match set {
             RuleSet::Algebra => self.algebra,
             RuleSet::Layout => self.layout,
+            RuleSet::Patterns => self.patterns,
         }
     }
 }
@@ -86,10 +92,11 @@ impl std::fmt::Debug for Rule {
     }
 }
 
-/// Every rule, algebra then layout.
+/// Every rule, algebra, layout, then patterns.
 pub fn all() -> Vec<Rule> {
     let mut rules = algebra::rules();
     rules.extend(layout::rules());
+    rules.extend(patterns::rules());
     rules
 }
 
