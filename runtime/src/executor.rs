@@ -75,7 +75,9 @@ struct HostWrite {
 struct Readback {
     buffer: usize,
     bytes: u64,
-    staging: PooledBuffer,
+    /// Where the bytes are copied to be mapped; `None` on unified memory, where the output's
+    /// own buffer is mapped (no copy).
+    staging: Option<PooledBuffer>,
 }
 
 impl Gpu {
@@ -147,15 +149,25 @@ impl Gpu {
             if desc.role == BufferRole::Output || read_back {
                 usage |= wgpu::BufferUsages::COPY_SRC;
             }
+            if read_back && self.has_unified_memory() {
+                // Shared memory: the host maps the output itself instead of a staging copy.
+                usage |= wgpu::BufferUsages::MAP_READ;
+            }
             let buffer = self.pool.acquire(&self.device, desc.size, usage, &desc.label)?;
             exe.buffers.push(Slot::Owned(buffer));
         }
         for output in &plan.outputs {
             let bytes = host_bytes(output);
-            let usage = wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST;
-            let label = format!("{} staging", output.name);
-            let staging = self.pool.acquire(&self.device, padded(bytes).max(4), usage, &label)?;
-            exe.outputs.push(Readback { buffer: output.buffer.0 as usize, bytes, staging });
+            let buffer = output.buffer.0 as usize;
+            let mappable = matches!(&exe.buffers[buffer], Slot::Owned(b) if b.buffer.usage().contains(wgpu::BufferUsages::MAP_READ));
+            let staging = if mappable {
+                None
+            } else {
+                let usage = wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST;
+                let label = format!("{} staging", output.name);
+                Some(self.pool.acquire(&self.device, padded(bytes).max(4), usage, &label)?)
+            };
+            exe.outputs.push(Readback { buffer, bytes, staging });
         }
         exe.clear_reused_buffers()?;
 
@@ -289,8 +301,13 @@ impl Executable {
     /// Bytes of device buffers this plan binds (size classes, staging buffers and shared
     /// buffers included).
     pub fn buffer_bytes(&self) -> u64 {
-        let staging = self.outputs.iter().map(|o| &o.staging.buffer);
+        let staging = self.outputs.iter().filter_map(|o| o.staging.as_ref()).map(|s| &s.buffer);
         self.buffers.iter().map(Slot::buffer).chain(staging).map(wgpu::Buffer::size).sum()
+    }
+
+    /// Outputs read back through a staging copy (none on unified memory).
+    pub fn staged_outputs(&self) -> usize {
+        self.outputs.iter().filter(|o| o.staging.is_some()).count()
     }
 
     /// Bytes of the shared buffers (params and states) among [`Executable::buffer_bytes`].
@@ -341,8 +358,10 @@ impl Executable {
             }
             if copy_outputs {
                 for output in self.outputs.iter().filter(|o| o.bytes > 0) {
-                    let source = self.buffers[output.buffer].buffer();
-                    encoder.copy_buffer_to_buffer(source, 0, &output.staging.buffer, 0, padded(output.bytes));
+                    if let Some(staging) = &output.staging {
+                        let source = self.buffers[output.buffer].buffer();
+                        encoder.copy_buffer_to_buffer(source, 0, &staging.buffer, 0, padded(output.bytes));
+                    }
                 }
             }
             self.queue.submit([encoder.finish()])
@@ -354,13 +373,21 @@ impl Executable {
         wait_for(&self.device, &self.health, self.poll_timeout, submission)
     }
 
-    /// Maps every staging buffer, waits, copies the bytes out and unmaps.
+    /// The buffer an output is mapped from: its staging copy, or itself on unified memory.
+    fn mapped_buffer<'a>(&'a self, output: &'a Readback) -> &'a wgpu::Buffer {
+        match &output.staging {
+            Some(staging) => &staging.buffer,
+            None => self.buffers[output.buffer].buffer(),
+        }
+    }
+
+    /// Maps every read-back buffer, waits, copies the bytes out and unmaps.
     fn read_back(&mut self, submission: wgpu::SubmissionIndex) -> Result<Vec<Vec<u8>>, RuntimeError> {
         let (sender, receiver) = mpsc::channel();
         let mut requested = Vec::new();
         for (index, output) in self.outputs.iter().enumerate().filter(|(_, o)| o.bytes > 0) {
             let sender = sender.clone();
-            let slice = output.staging.buffer.slice(0..padded(output.bytes));
+            let slice = self.mapped_buffer(output).slice(0..padded(output.bytes));
             slice.map_async(wgpu::MapMode::Read, move |result| {
                 // The receiver outlives every callback; a failed send only means we gave up.
                 let _ = sender.send((index, result));
@@ -401,7 +428,7 @@ impl Executable {
                 results.push(Vec::new());
                 continue;
             }
-            let slice = output.staging.buffer.slice(0..padded(output.bytes));
+            let slice = self.mapped_buffer(output).slice(0..padded(output.bytes));
             let view = slice.get_mapped_range().map_err(|error| RuntimeError::Map(error.to_string()))?;
             results.push(view[..output.bytes as usize].to_vec());
         }
@@ -412,7 +439,7 @@ impl Executable {
     fn unmap(&self, requested: &[usize]) {
         let unmapped = scoped(&self.device, || {
             for &index in requested {
-                self.outputs[index].staging.buffer.unmap();
+                self.mapped_buffer(&self.outputs[index]).unmap();
             }
         });
         if let Err(error) = unmapped {
@@ -530,7 +557,7 @@ pub(crate) fn read_buffer(
 
 impl Drop for Executable {
     fn drop(&mut self) {
-        let staging = self.outputs.drain(..).map(|o| o.staging);
+        let staging = self.outputs.drain(..).filter_map(|o| o.staging);
         let owned = self.buffers.drain(..).filter_map(|slot| match slot {
             Slot::Owned(pooled) => Some(pooled),
             // The last holder of a shared buffer frees it.

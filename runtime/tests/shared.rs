@@ -243,19 +243,20 @@ fn memory_counts_a_shared_buffer_once_and_dropping_everything_frees_it() {
     let shared = SharedBuffers::new();
     let writer = gpu.load_shared(&accumulate_and_scale(n), &shared).unwrap();
     let after_one = gpu.memory().current_bytes;
-    // x, out, out's staging (owned) + cache, w (shared)
-    assert_eq!(after_one, 5 * 4096);
+    // x, out, out's staging unless unified memory maps `out` itself (owned) + cache, w (shared)
+    let staging = u64::from(!gpu.has_unified_memory());
+    assert_eq!(after_one, (4 + staging) * 4096);
     assert_eq!(shared.bytes(), 2 * 4096);
-    assert_eq!((writer.buffer_bytes(), writer.shared_bytes()), (5 * 4096, 2 * 4096));
+    assert_eq!((writer.buffer_bytes(), writer.shared_bytes()), ((4 + staging) * 4096, 2 * 4096));
     let reader = gpu.load_shared(&read_scaled(n), &shared).unwrap();
-    // The reader adds only its output and staging buffers.
-    assert_eq!(gpu.memory().current_bytes, after_one + 2 * 4096);
+    // The reader adds only its output (and staging) buffers.
+    assert_eq!(gpu.memory().current_bytes, after_one + (1 + staging) * 4096);
     assert_eq!(reader.shared_bytes(), 2 * 4096);
 
     // Dropping the plans keeps the shared buffers (the set holds them) and pools the rest.
     drop((writer, reader));
     assert_eq!(shared.len(), 2);
-    assert_eq!(gpu.pool_stats().free_buffers, 5);
+    assert_eq!(gpu.pool_stats().free_buffers as u64, 3 + 2 * staging);
     gpu.trim_pool();
     assert_eq!(gpu.memory().current_bytes, 2 * 4096);
 
@@ -316,4 +317,32 @@ fn unified_memory_uploads_copy_once_and_staging_twice() {
         assert_eq!(g.read_shared(&shared, "w").expect("read back"), bytes);
     }
     assert!(!staging_gpu.has_unified_memory());
+}
+
+/// Results come back without a staging copy on unified memory (the output buffer itself is
+/// mapped, then unmapped before the next run writes it) and through staging otherwise; both
+/// give the same bytes run after run.
+#[test]
+fn unified_memory_reads_outputs_without_staging_copies() {
+    let Some(gpu) = common::gpu() else { return };
+    let n = 300;
+    let staging_gpu =
+        Gpu::new(&GpuOptions { no_uma: true, ..GpuOptions::from_env().expect("env") }).expect("gpu");
+    let mut results = Vec::new();
+    for g in [&gpu, &staging_gpu] {
+        let shared = SharedBuffers::new();
+        let w: Vec<f32> = (0..n).map(|i| i as f32 * 0.5).collect();
+        g.write_shared(&shared, "w", &f32_bytes(&w)).expect("upload");
+        let mut exe = g.load_shared(&read_scaled(n), &shared).expect("load");
+        let staged = if g.has_unified_memory() { 0 } else { 1 };
+        assert_eq!(exe.staged_outputs(), staged, "unified memory: {}", g.has_unified_memory());
+        let mut runs = Vec::new();
+        for state in [1.0f32, 3.0] {
+            exe.write_state("cache", &f32_bytes(&vec![state; n])).expect("state");
+            runs.push(f32s(&exe.run().expect("run")[0]));
+        }
+        assert_ne!(runs[0], runs[1], "the second run's result is read, not the first's");
+        results.push(runs);
+    }
+    assert_eq!(results[0], results[1], "mapped and staged read-backs agree");
 }
