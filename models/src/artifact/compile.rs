@@ -88,6 +88,10 @@ pub fn compile_artifact(
     out: &Path,
     options: &ArtifactOptions,
 ) -> Result<ArtifactReport, ModelError> {
+    // Fail before minutes of compiling, not after.
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty() && !d.is_dir()) {
+        return Err(ModelError::Invalid(format!("{}: no such directory", dir.display())));
+    }
     let mut parts = ModelParts::read(source)?;
     if let Some(bits) = options.quantize {
         quantize_float_linears(&mut parts.weights, bits)?;

@@ -58,6 +58,9 @@ pub fn choose_tier(manifest: &Manifest, adapter: &DeviceProfile, backend: &str) 
             Err(why) => reasons.push(format!("{}: {why}", tier.name)),
         }
     }
+    if reasons.is_empty() {
+        return Err("the artifact holds no tier".into());
+    }
     Err(format!("no tier fits this adapter ({})", reasons.join("; ")))
 }
 
