@@ -138,6 +138,9 @@ pub fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     } else {
         println!();
     }
+    // A line of its own: the summary line below keeps the format INTERFACE.md gives.
+    let path_taken = if gpu.has_unified_memory() { "unified memory" } else { "staging" };
+    eprintln!("load: {:.1} MB copied ({path_taken}), {load_time:.2} s", bytes_copied_at_load as f64 / 1e6);
     eprintln!(
         "prompt: {} tokens, {:.1} tok/s | generation: {} tokens, {:.1} tok/s | peak memory: {:.1} MB | {} dispatches/token",
         result.prompt_ids.len(),
