@@ -12,7 +12,7 @@ use crate::profile::{DispatchInfo, DispatchProfiler, KernelTime, Timer};
 use crate::shared::{SharedBuffers, SharedEntry, SharedRequest, write_bytes};
 use std::num::NonZeroU64;
 use std::sync::{Arc, mpsc};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tessera_compiler::{BufferRole, IoBinding, Plan};
 
 /// A plan loaded on a device, ready to run. Dropping it returns its own buffers to the pool and
@@ -36,6 +36,8 @@ pub struct Executable {
     timer: Option<Timer>,
     /// Per-dispatch timestamps, only under `TESSERA_PROFILE` (`None`: runs encode no extra work).
     profiler: Option<DispatchProfiler>,
+    /// CPU time the last run spent encoding and submitting its commands.
+    encode_time: Duration,
 }
 
 /// A buffer the plan owns (from the pool) or binds from its [`SharedBuffers`].
@@ -117,6 +119,7 @@ impl Gpu {
             outputs: Vec::with_capacity(plan.outputs.len()),
             timer: Timer::new(&self.device, &self.queue)?,
             profiler: DispatchProfiler::from_env(&self.device, &self.queue, dispatch_infos(plan))?,
+            encode_time: Duration::ZERO,
         };
 
         // Params then states, each bound to the shared buffer of its name.
@@ -319,7 +322,8 @@ impl Executable {
     /// Encoder, one compute pass with every dispatch in plan order, output copies, one submit.
     fn submit(&mut self, copy_outputs: bool) -> Result<wgpu::SubmissionIndex, RuntimeError> {
         self.health.check()?;
-        scoped(&self.device, || {
+        let started = Instant::now();
+        let submitted = scoped(&self.device, || {
             let mut encoder = self
                 .device
                 .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("tessera run") });
@@ -365,7 +369,15 @@ impl Executable {
                 }
             }
             self.queue.submit([encoder.finish()])
-        })
+        });
+        self.encode_time = started.elapsed();
+        submitted
+    }
+
+    /// CPU time the last run spent recording its dispatches and submitting them (bind groups and
+    /// pipelines are made at load, so this is the per-step overhead on the host).
+    pub fn last_encode_time(&self) -> Duration {
+        self.encode_time
     }
 
     /// Blocks until `submission` is done or the poll timeout passes.

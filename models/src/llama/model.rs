@@ -148,6 +148,8 @@ pub struct LlamaModel {
     max_context: usize,
     source: StepSource,
     steps: HashMap<StepShape, Executable>,
+    /// CPU time the last step spent encoding and submitting.
+    last_encode: std::time::Duration,
 }
 
 impl LlamaModel {
@@ -176,7 +178,17 @@ impl LlamaModel {
         let shared = upload_weights(&gpu, &mut weights)?;
         let max_context = cache_rows(&config, max_context);
         let source = StepSource::Jit { weights, options: CompileOptions::default() };
-        Ok(LlamaModel { config, tokenizer, name, gpu, shared, max_context, source, steps: HashMap::new() })
+        Ok(LlamaModel {
+            config,
+            tokenizer,
+            name,
+            gpu,
+            shared,
+            max_context,
+            source,
+            steps: HashMap::new(),
+            last_encode: std::time::Duration::ZERO,
+        })
     }
 
     /// A model whose weights are already in `shared` and whose steps run `plans` (an artifact's).
@@ -191,7 +203,17 @@ impl LlamaModel {
     ) -> LlamaModel {
         let (name, config, tokenizer) = parts;
         let source = StepSource::Artifact { file, tier, plans };
-        LlamaModel { config, tokenizer, name, gpu, shared, max_context, source, steps: HashMap::new() }
+        LlamaModel {
+            config,
+            tokenizer,
+            name,
+            gpu,
+            shared,
+            max_context,
+            source,
+            steps: HashMap::new(),
+            last_encode: std::time::Duration::ZERO,
+        }
     }
 
     /// Compile options for plans built from now on (switches to bisect a wrong result). An
@@ -209,6 +231,11 @@ impl LlamaModel {
         }
         self.steps.clear();
         Ok(())
+    }
+
+    /// CPU time the last prefill or decode step spent encoding and submitting its dispatches.
+    pub fn last_encode_time(&self) -> std::time::Duration {
+        self.last_encode
     }
 
     /// Rows of the KV cache.
@@ -336,6 +363,8 @@ impl LlamaModel {
         exe.write_input(inputs::OFFSET, &u32s(&[offset as u32]))?;
         exe.write_input(inputs::LAST, &u32s(&[last as u32]))?;
         let outs = exe.run()?;
+        let encode = exe.last_encode_time();
+        self.last_encode = encode;
         let next = outs
             .first()
             .and_then(|b| b.get(..4))

@@ -217,15 +217,21 @@ fn model_bench(
     }
     let mut token = model.prefill(&[1, 2, 3], false)?.next;
     let start = Instant::now();
+    let mut encode = std::time::Duration::ZERO;
     for pos in 3..3 + args.decode_tokens {
         token = model.decode(token, pos, false)?.next;
+        encode += model.last_encode_time();
     }
     let decode = args.decode_tokens as f64 / start.elapsed().as_secs_f64();
+    let encode_us = encode.as_secs_f64() * 1e6 / args.decode_tokens.max(1) as f64;
+    let dispatches = model.dispatches_per_token()?;
     Ok(json!({
         "name": model.name,
         "prefill": prefill,
         "decode_tok_s": decode,
-        "dispatches_per_token": model.dispatches_per_token()?,
+        "dispatches_per_token": dispatches,
+        "encode_us_per_token": encode_us,
+        "encode_us_per_dispatch": encode_us / dispatches.max(1) as f64,
         "peak_memory_bytes": gpu.memory().peak_bytes,
     }))
 }
@@ -273,6 +279,14 @@ fn print_human(v: &Value) {
             m["dispatches_per_token"],
             m["peak_memory_bytes"].as_f64().unwrap_or(0.0) / 1e6
         );
+        if let Some(us) = m["encode_us_per_token"].as_f64() {
+            println!(
+                "{}: CPU encode + submit {:.1} us/token, {:.2} us/dispatch",
+                m["name"],
+                us,
+                m["encode_us_per_dispatch"].as_f64().unwrap_or(0.0)
+            );
+        }
         if let Some(gb_s) = m["decode_gb_s"].as_f64() {
             println!(
                 "{}: {:.1} MB/token streamed, {:.1} GB/s ({:.0}% of copy)",
