@@ -12,7 +12,7 @@ pub fn rules() -> Vec<Rule> {
 }
 
 /// The first e-node of class `id` that `f` accepts.
-fn find<'a>(egraph: &'a TEGraph, id: Id, f: impl Fn(&TNode) -> bool) -> Option<&'a TNode> {
+fn find(egraph: &TEGraph, id: Id, f: impl Fn(&TNode) -> bool) -> Option<&TNode> {
     egraph[id].nodes.iter().find(|n| f(n))
 }
 
