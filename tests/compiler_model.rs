@@ -24,7 +24,12 @@ fn smollm2_decode_dispatches_and_optimize_time() {
     let Some(path) = model_path() else { return };
     let gguf = GgufFile::open(&path).expect("gguf opens");
     let cfg = gguf.llama_config().expect("config");
-    let weights = WeightIndex::from_gguf(&gguf).expect("weights");
+    let mut weights = WeightIndex::from_gguf(&gguf).expect("weights");
+    // As loading does: q/k/v and gate/up stacked into one matrix each.
+    tessera_models::llama::prepare_weights(&cfg, &mut weights).expect("prepared");
+    assert!(
+        weights.has("model.layers.0.self_attn.qkv_proj") && weights.has("model.layers.0.mlp.gate_up_proj")
+    );
     let shape = StepShape { seq: 1, max_context: 256, logits: false };
     let graph = build_step(&cfg, &weights, shape).expect("decode graph");
     let profile = DeviceProfile::full();
@@ -51,7 +56,9 @@ fn smollm2_decode_dispatches_and_optimize_time() {
     );
     let bytes = |p: &tessera_compiler::Plan| p.report.iter().map(|r| r.bytes).sum::<u64>();
     eprintln!("bytes bound per token: {} -> {}", bytes(&before), bytes(&after));
-    assert_eq!(before.dispatches.len(), 669, "the unfused decode graph");
-    assert!(after.dispatches.len() <= 10 * layers + 9, "{} dispatches", after.dispatches.len());
+    assert!(before.dispatches.len() > 20 * layers, "the unfused decode graph: {}", before.dispatches.len());
+    // 7 per layer (qkv with RMSNorm, k rope + cache write, v cache write, attention, o + residual,
+    // gate_up with RMSNorm, down with SwiGLU + residual) and 8 outside the layers.
+    assert!(after.dispatches.len() <= 7 * layers + 8, "{} dispatches", after.dispatches.len());
     assert!(optimize_ms < 2000.0, "optimize took {optimize_ms:.0} ms");
 }
