@@ -14,7 +14,7 @@ use tessera_ir::{DType, Op};
 use tessera_models::LlamaConfig;
 use tessera_models::llama::graph::{StepShape, build_step, inputs, merge_projections};
 use tessera_models::llama::weights::{QuantMatrix, WeightIndex};
-use tessera_runtime::SharedBuffers;
+use tessera_runtime::{Gpu, GpuOptions, SharedBuffers};
 
 fn tiny_config() -> LlamaConfig {
     serde_json::from_str(
@@ -87,6 +87,15 @@ fn u32s(v: &[u32]) -> Vec<u8> {
 #[test]
 fn tiny_llama_prefill_and_decode_match_the_interpreter() {
     let Some(gpu) = gpu() else { return };
+    check_against_interpreter(&gpu);
+    // The staging path too (lavapipe otherwise takes the unified-memory path).
+    let options = GpuOptions { no_uma: true, ..GpuOptions::from_env().expect("env") };
+    let staging = Gpu::new(&options).expect("a device without unified memory");
+    assert!(!staging.has_unified_memory());
+    check_against_interpreter(&staging);
+}
+
+fn check_against_interpreter(gpu: &Gpu) {
     let cfg = tiny_config();
     let mut rng = StdRng::seed_from_u64(42);
     let mut weights = tiny_weights(&cfg, &mut rng);
