@@ -178,17 +178,7 @@ impl LlamaModel {
         let shared = upload_weights(&gpu, &mut weights)?;
         let max_context = cache_rows(&config, max_context);
         let source = StepSource::Jit { weights, options: CompileOptions::default() };
-        Ok(LlamaModel {
-            config,
-            tokenizer,
-            name,
-            gpu,
-            shared,
-            max_context,
-            source,
-            steps: HashMap::new(),
-            last_encode: std::time::Duration::ZERO,
-        })
+        Ok(LlamaModel::with_source((name, config, tokenizer), gpu, shared, max_context, source))
     }
 
     /// A model whose weights are already in `shared` and whose steps run `plans` (an artifact's).
@@ -201,8 +191,18 @@ impl LlamaModel {
         tier: String,
         plans: HashMap<StepShape, Plan>,
     ) -> LlamaModel {
-        let (name, config, tokenizer) = parts;
         let source = StepSource::Artifact { file, tier, plans };
+        LlamaModel::with_source(parts, gpu, shared, max_context, source)
+    }
+
+    fn with_source(
+        (name, config, tokenizer): (String, LlamaConfig, ModelTokenizer),
+        gpu: Arc<Gpu>,
+        shared: SharedBuffers,
+        max_context: usize,
+        source: StepSource,
+    ) -> LlamaModel {
+        let last_encode = std::time::Duration::ZERO;
         LlamaModel {
             config,
             tokenizer,
@@ -212,7 +212,7 @@ impl LlamaModel {
             max_context,
             source,
             steps: HashMap::new(),
-            last_encode: std::time::Duration::ZERO,
+            last_encode,
         }
     }
 
