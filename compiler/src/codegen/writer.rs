@@ -149,13 +149,9 @@ impl KernelWriter {
     /// and defines `fn NAME(i: u32) -> vec4<u32>`. Packed weights never take a prologue.
     pub fn read_words4(&mut self, name: &str) {
         self.reads += 1;
-        let slot = self.bindings.len();
-        let _ = writeln!(
-            self.declarations,
-            "@group(0) @binding({slot}) var<storage, read> in{slot}: array<vec4<u32>>;"
-        );
-        self.bindings.push(Access::Read);
-        self.function(&format!("fn {name}(i: u32) -> vec4<u32> {{ return in{slot}[i]; }}"));
+        let buffer = format!("in{}", self.bindings.len());
+        self.declare(&buffer, "vec4<u32>", Access::Read);
+        self.function(&format!("fn {name}(i: u32) -> vec4<u32> {{ return {buffer}[i]; }}"));
     }
 
     fn read_buffer(&mut self, dtype: DType, storage: Storage) -> Binding {
@@ -201,19 +197,23 @@ impl KernelWriter {
     }
 
     fn bind(&mut self, name: String, dtype: DType, storage: Storage, access: Access) -> Binding {
+        self.uses_f16 |= storage == Storage::F16;
+        self.declare(&name, storage.wgsl(), access);
+        Binding { name, storage, dtype, call: false }
+    }
+
+    /// Declares the next binding slot as `var<storage> NAME: array<ELEMENT>`.
+    fn declare(&mut self, name: &str, element: &str, access: Access) {
         let mode = match access {
             Access::Read => "read",
             Access::ReadWrite => "read_write",
         };
         let slot = self.bindings.len();
-        self.uses_f16 |= storage == Storage::F16;
         let _ = writeln!(
             self.declarations,
-            "@group(0) @binding({slot}) var<storage, {mode}> {name}: array<{}>;",
-            storage.wgsl()
+            "@group(0) @binding({slot}) var<storage, {mode}> {name}: array<{element}>;"
         );
         self.bindings.push(access);
-        Binding { name, storage, dtype, call: false }
     }
 
     /// Declares `const NAME: u32`.
