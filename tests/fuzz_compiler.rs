@@ -259,55 +259,94 @@ fn fusion_respects_a_four_buffer_profile() {
 }
 
 /// RMSNorm fused into the prologue of the quantized gemvs reading it (rows <= 8), plus residual
-/// and SwiGLU epilogues, against the interpreter for odd row counts and widths.
+/// and SwiGLU epilogues, against the interpreter for odd row counts and widths, every gemv kernel
+/// and 4/8-bit codes.
 #[test]
 fn norm_prologue_and_epilogues_of_quantized_gemv_match() {
     let Some(gpu) = gpu() else { return };
     for seed in 0..16u64 {
         let mut r = rng(seed);
         let m = [1, 2, 3, 5, 8, 9][r.random_range(0..6)];
-        let k = [32, 64, 96][r.random_range(0..3)];
+        let (bits, group) = [(4u32, 32usize), (4, 8), (8, 32), (4, 64)][seed as usize % 4];
+        let k = [64, 128, 192, 576, 2112][r.random_range(0..5)];
         let n = r.random_range(1..40);
-        let mut g = Graph::new();
-        let h = g.input("h", [m, k], DType::F32);
-        let w = g.param("norm", [k], DType::F32);
-        let x = g.add(Op::RmsNorm { eps: float(1e-5).expect("eps") }, &[h, w]).expect("rms");
-        let proj = |g: &mut Graph, i: usize| {
-            let words = g.param(&format!("w{i}"), [n, k / 8], DType::U32);
-            let sc = g.param(&format!("s{i}"), [n, k / 32], DType::F32);
-            let b = g.param(&format!("b{i}"), [n, k / 32], DType::F32);
-            g.add(Op::QuantMatMul { bits: 4, group_size: 32 }, &[x, words, sc, b]).expect("quant_matmul")
-        };
-        let gate = proj(&mut g, 0);
-        let up = proj(&mut g, 1);
-        let gate = g.add(Op::Unary(UnaryOp::Silu), &[gate]).expect("silu");
-        let act = g.add(Op::Binary(BinaryOp::Mul), &[gate, up]).expect("mul");
-        let res = g.input("res", [m, n], DType::F32);
-        let down = proj(&mut g, 2);
-        let out = g.add(Op::Binary(BinaryOp::Add), &[res, down]).expect("add");
-        g.set_outputs(vec![act, out]).expect("outputs");
-        let mut owned = Vec::new();
-        for node in g.nodes() {
-            if let Op::Input { name, shape, dtype } | Op::Param { name, shape, dtype } = &node.op {
-                let data = (0..shape.numel())
-                    .map(|_| match dtype {
-                        DType::U32 => r.random_range(0..u32::MAX) as f64,
-                        _ if name.starts_with('s') => r.random_range(0.005..0.02),
-                        _ => r.random_range(-1.0..1.0),
-                    })
-                    .collect();
-                owned.push((name.clone(), Tensor::new(shape.clone(), *dtype, data)));
-            }
-        }
-        let binds: Vec<(&str, Tensor)> = owned.iter().map(|(n, t)| (n.as_str(), t.clone())).collect();
-        let want = interp::run(&g, &binds).expect("interpreter");
-        let got = run_gpu_with(gpu, &g, &binds, &CompileOptions::default()).expect("gpu");
-        for (w, x) in want.iter().zip(&got) {
-            assert!(close(w, x), "seed {seed} m={m} k={k} n={n}:\nwant {:?}\n got {:?}", w.data, x.data);
-        }
+        let kernels = check_norm_gemvs(gpu, &mut r, Case { m, k, n, bits, group });
         if m <= 8 {
-            let plan = compile(&g, gpu.profile(), &CompileOptions::default()).expect("plan");
-            assert_eq!(plan.dispatches.len(), 3, "rms into 3 gemvs, silu*mul and add as epilogues");
+            assert_eq!(kernels.len(), 3, "rms into 3 gemvs, silu*mul and add as epilogues: {kernels:?}");
         }
     }
+}
+
+/// Each gemv kernel, picked by the layout for these shapes on lavapipe's limits (32 KiB of
+/// workgroup memory): x staged in one tile, in several tiles (K = 8224 is 257 chunks), loaded per
+/// chunk when no tile fits beside 8 rows, and the word kernel for 8-code groups.
+#[test]
+fn every_quantized_gemv_kernel_matches() {
+    let Some(gpu) = gpu() else { return };
+    let cases = [
+        (Case { m: 1, k: 2112, n: 17, bits: 4, group: 32 }, "gemv4s"),
+        (Case { m: 1, k: 8224, n: 5, bits: 4, group: 32 }, "gemv4s"),
+        (Case { m: 3, k: 2112, n: 9, bits: 8, group: 32 }, "gemv4s"),
+        (Case { m: 8, k: 2112, n: 6, bits: 4, group: 32 }, "gemv4_"),
+        (Case { m: 2, k: 576, n: 11, bits: 4, group: 8 }, "gemv_"),
+    ];
+    for (i, (case, kernel)) in cases.into_iter().enumerate() {
+        let kernels = check_norm_gemvs(gpu, &mut rng(100 + i as u64), case);
+        assert!(kernels.iter().any(|k| k.contains(kernel)), "{case:?} runs {kernels:?}, expected {kernel}");
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Case {
+    m: usize,
+    k: usize,
+    n: usize,
+    bits: u32,
+    group: usize,
+}
+
+/// `down(silu(gate(x)) * up(x)) + res` with `x = rms_norm(h)`, on the GPU against the
+/// interpreter; returns the names of the kernels the plan dispatches.
+fn check_norm_gemvs(gpu: &tessera::layers::runtime::Gpu, r: &mut StdRng, case: Case) -> Vec<String> {
+    let Case { m, k, n, bits, group } = case;
+    let mut g = Graph::new();
+    let h = g.input("h", [m, k], DType::F32);
+    let w = g.param("norm", [k], DType::F32);
+    let x = g.add(Op::RmsNorm { eps: float(1e-5).expect("eps") }, &[h, w]).expect("rms");
+    let proj = |g: &mut Graph, i: usize| {
+        let words = g.param(&format!("w{i}"), [n, k * bits as usize / 32], DType::U32);
+        let sc = g.param(&format!("s{i}"), [n, k / group], DType::F32);
+        let b = g.param(&format!("b{i}"), [n, k / group], DType::F32);
+        let op = Op::QuantMatMul { bits, group_size: group as u32 };
+        g.add(op, &[x, words, sc, b]).expect("quant_matmul")
+    };
+    let gate = proj(&mut g, 0);
+    let up = proj(&mut g, 1);
+    let gate = g.add(Op::Unary(UnaryOp::Silu), &[gate]).expect("silu");
+    let act = g.add(Op::Binary(BinaryOp::Mul), &[gate, up]).expect("mul");
+    let res = g.input("res", [m, n], DType::F32);
+    let down = proj(&mut g, 2);
+    let out = g.add(Op::Binary(BinaryOp::Add), &[res, down]).expect("add");
+    g.set_outputs(vec![act, out]).expect("outputs");
+    let mut owned = Vec::new();
+    for node in g.nodes() {
+        if let Op::Input { name, shape, dtype } | Op::Param { name, shape, dtype } = &node.op {
+            let data = (0..shape.numel())
+                .map(|_| match dtype {
+                    DType::U32 => r.random_range(0..u32::MAX) as f64,
+                    _ if name.starts_with('s') => r.random_range(0.005..0.02),
+                    _ => r.random_range(-1.0..1.0),
+                })
+                .collect();
+            owned.push((name.clone(), Tensor::new(shape.clone(), *dtype, data)));
+        }
+    }
+    let binds: Vec<(&str, Tensor)> = owned.iter().map(|(n, t)| (n.as_str(), t.clone())).collect();
+    let want = interp::run(&g, &binds).expect("interpreter");
+    let got = run_gpu_with(gpu, &g, &binds, &CompileOptions::default()).expect("gpu");
+    for (w, x) in want.iter().zip(&got) {
+        assert!(close(w, x), "{case:?}:\nwant {:?}\n got {:?}", w.data, x.data);
+    }
+    let plan = compile(&g, gpu.profile(), &CompileOptions::default()).expect("plan");
+    plan.dispatches.iter().map(|d| plan.kernels[d.kernel].name.clone()).collect()
 }

@@ -91,7 +91,7 @@ pub struct KernelWriter {
     fusion: Option<Arc<KernelFusion>>,
     reads: usize,
     error: Option<crate::CompileError>,
-    setup: Option<String>,
+    norm: Option<String>,
 }
 
 impl KernelWriter {
@@ -111,7 +111,7 @@ impl KernelWriter {
             fusion: None,
             reads: 0,
             error: None,
-            setup: None,
+            norm: None,
         };
         w.constant("WG", workgroup_size);
         w
@@ -137,8 +137,8 @@ impl KernelWriter {
                 Ok(text) => self.function(&text),
                 Err(e) => self.error = Some(e),
             }
-            if let Some(setup) = inline.setup_fn(&leaves) {
-                self.setup = Some(setup);
+            if let Some(norm) = inline.norm_fns(&leaves) {
+                self.norm = Some(norm);
             }
             return Binding { name, storage, dtype, call: true };
         }
@@ -184,10 +184,20 @@ impl KernelWriter {
         self.bind("out".into(), dtype, storage, Access::ReadWrite)
     }
 
-    /// Defines `fn prologue_setup(ids: Ids)`, which kernels that support setup prologues (the
-    /// quantized gemv) call first: the fused prologue's setup, or nothing.
-    pub fn prologue_setup_fn(&mut self) {
-        let text = self.setup.take().unwrap_or_else(|| "fn prologue_setup(ids: Ids) {}\n".into());
+    /// True when a read so far takes an RMSNorm prologue whose row scale the kernel applies.
+    pub fn has_norm(&self) -> bool {
+        self.norm.is_some()
+    }
+
+    /// Defines `NORM`, `norm_sq` and `norm_scale` for kernels that apply a fused RMSNorm's row
+    /// scale themselves (the quantized gemvs): the prologue's, or ones that do nothing.
+    pub fn norm_fns(&mut self) {
+        let text = self.norm.take().unwrap_or_else(|| {
+            "const NORM: bool = false;\n\
+             fn norm_sq(i: u32) -> f32 { return 0.0; }\n\
+             fn norm_scale(sum_sq: f32) -> f32 { return 1.0; }\n"
+                .into()
+        });
         self.function(&text);
     }
 

@@ -74,32 +74,24 @@ impl Inline {
         Ok(text)
     }
 
-    /// For an RMSNorm prologue of a gemv (`M` rows of `K`): `var<private> rms_inv` and
-    /// `fn prologue_setup(ids)`, which sums each row's squares over the workgroup (through the
-    /// gemv's `reduce_slots`) once, before the loads. `None` when nothing needs setting up.
-    pub fn setup_fn(&self, leaves: &[Binding]) -> Option<String> {
+    /// For an RMSNorm prologue of a gemv (`M` rows of `K`): the gemv is linear in x, so the
+    /// prologue loads `x * weight` and the row's `1/rms` is applied to the finished dot product.
+    /// Defines `const NORM = true`, `fn norm_sq(i)` (the square of x at `i`, summed by the gemv
+    /// from the very loads it makes anyway) and `fn norm_scale(sum_sq)`. `None` without a norm.
+    pub fn norm_fns(&self, leaves: &[Binding]) -> Option<String> {
         let root = self.ops.last()?;
         let Op::RmsNorm { eps } = &root.op else { return None };
         let Src::Leaf(x) = root.args[0] else { return None };
-        let load = leaves[x].load("m * K + k");
+        let load = leaves[x].load("i");
         let eps = Scalar::F32.literal(eps.into_inner());
         Some(format!(
-            "var<private> rms_inv: array<f32, M>;\n\
-             fn prologue_setup(ids: Ids) {{\n\
-             \x20   var part: array<f32, RM>;\n\
-             \x20   for (var m = 0u; m < M; m = m + 1u) {{\n\
-             \x20       var s = 0.0;\n\
-             \x20       for (var k = ids.lid; k < K; k = k + WG) {{\n\
-             \x20           let v = {load};\n\
-             \x20           s = s + v * v;\n\
-             \x20       }}\n\
-             \x20       part[m] = s;\n\
-             \x20   }}\n\
-             \x20   reduce_slots(&part, ids);\n\
-             \x20   for (var m = 0u; m < M; m = m + 1u) {{\n\
-             \x20       rms_inv[m] = inverseSqrt(slot_total(m, ids) / f32(K) + {eps});\n\
-             \x20   }}\n\
-             \x20   workgroupBarrier();\n\
+            "const NORM: bool = true;\n\
+             fn norm_sq(i: u32) -> f32 {{\n\
+             \x20   let v = {load};\n\
+             \x20   return v * v;\n\
+             }}\n\
+             fn norm_scale(sum_sq: f32) -> f32 {{\n\
+             \x20   return inverseSqrt(sum_sq / f32(K) + {eps});\n\
              }}\n"
         ))
     }
@@ -281,13 +273,11 @@ impl Emitter<'_> {
             }
             Op::Rope { style } => return self.rope(k, *style, at),
             Op::RmsNorm { .. } => {
-                // The row's 1/rms comes from `prologue_setup` (see `Inline::setup_fn`).
-                let last = at.len() - 1;
-                let row = flat(&at[..last], &value.shape[..last]);
+                // The host gemv applies the row's 1/rms to its dot product (see `Inline::norm_fns`).
                 let x = arg(self, 0, at.to_vec())?;
                 let wc = bcast(self, 1);
                 let w = arg(self, 1, wc)?;
-                format!("{x} * rms_inv[{row}] * {w}")
+                format!("{x} * {w}")
             }
             Op::Input { .. }
             | Op::Param { .. }

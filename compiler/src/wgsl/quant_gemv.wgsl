@@ -2,14 +2,15 @@
 // R output rows n per workgroup. Invocations stride over the R * WORDS packed words of those
 // rows; the PER_WORD codes of a word share one group, so a word adds
 // scale * sum(code * x) + bias * sum(x) to the register partial of (row, m), dequantizing in
-// registers. The R * M partials are then summed over the workgroup. Generated above: M, N, K, R,
-// RM, BITS, PER_WORD, WORDS, GROUP, ROW_GROUPS, WG, GRID_X, load_x, load_w, load_scale,
-// load_bias, store_y, reduce_slots, slot_total, prologue_setup (a fused RMSNorm's row scales).
+// registers. The R * M partials are then summed over the workgroup. With a fused RMSNorm (NORM),
+// load_x gives x * weight, the invocations of row 0 also sum the squares of the x they load, and
+// the row's 1/rms scales the total at the end (as in quant_gemv4.wgsl). Generated above: M, N, K,
+// R, RM (= R * M), SLOTS, BITS, PER_WORD, WORDS, GROUP, ROW_GROUPS, WG, GRID_X, load_x, load_w,
+// load_scale, load_bias, store_y, reduce_slots, slot_total, NORM, norm_sq, norm_scale.
 @compute @workgroup_size(WG)
 fn main(ids: Ids) {
-    prologue_setup(ids);
     let n0 = (ids.wid.x + ids.wid.y * GRID_X) * R;
-    var acc: array<f32, RM>;
+    var acc: array<f32, SLOTS>;
     for (var item = ids.lid; item < R * WORDS; item = item + WG) {
         let r = item / WORDS;
         let n = n0 + r;
@@ -23,18 +24,28 @@ fn main(ids: Ids) {
             for (var m = 0u; m < M; m = m + 1u) {
                 var dot = 0.0;
                 var sum = 0.0;
+                var sq = 0.0;
                 for (var i = 0u; i < PER_WORD; i = i + 1u) {
                     let x = load_x(m * K + k0 + i);
                     dot = dot + f32(extractBits(word, i * BITS, BITS)) * x;
                     sum = sum + x;
+                    if (NORM && r == 0u) {
+                        sq = sq + norm_sq(m * K + k0 + i);
+                    }
                 }
                 acc[r * M + m] = acc[r * M + m] + scale * dot + bias * sum;
+                if (NORM && r == 0u) {
+                    acc[RM + m] = acc[RM + m] + sq;
+                }
             }
         }
     }
     reduce_slots(&acc, ids);
     if (ids.lid < RM) {
-        let total = slot_total(ids.lid, ids);
+        var total = slot_total(ids.lid, ids);
+        if (NORM) {
+            total = total * norm_scale(slot_total(RM + ids.lid % M, ids));
+        }
         let n = n0 + ids.lid / M;
         if (n < N) {
             store_y((ids.lid % M) * N + n, total);

@@ -3,9 +3,12 @@
 // chunks v = lid, lid + WG, ... of all R rows, so a subgroup reads each row contiguously; a chunk
 // holds CODES codes of one group, so per (row, m) it adds scale * sum(code * x) + bias * sum(x),
 // dequantizing in registers, with x loaded once for the R rows. The R * M partials are then
-// summed over the workgroup. Generated above: M, N, K, R, RM, BITS, PER_WORD, VECS (chunks per
-// row), CODES (codes per chunk), GROUP, ROW_GROUPS, WG, GRID_X, load_x, load_w4, load_scale,
-// load_bias, store_y, reduce_slots, slot_total, prologue_setup (a fused RMSNorm's row scales).
+// summed over the workgroup. With a fused RMSNorm (NORM), load_x gives x * weight and each
+// invocation also sums the squares of the x it loads (every x once per workgroup), so the row's
+// 1/rms scales the total at the end. Generated above: M, N, K, R, RM (= R * M), SLOTS (RM, plus M
+// with NORM), BITS, PER_WORD, VECS (chunks per row), CODES (codes per chunk), GROUP, ROW_GROUPS,
+// WG, GRID_X, load_x, load_w4, load_scale, load_bias, store_y, reduce_slots, slot_total, NORM,
+// norm_sq, norm_scale.
 const MASK: u32 = (1u << BITS) - 1u;
 const SHIFTS: vec4<u32> = vec4<u32>(0u, BITS, 2u * BITS, 3u * BITS);
 // Vec4s of codes per u32 word (2 for 4-bit, 1 for 8-bit).
@@ -22,9 +25,8 @@ fn quad(word: u32, q: u32) -> vec4<f32> {
 
 @compute @workgroup_size(WG)
 fn main(ids: Ids) {
-    prologue_setup(ids);
     let n0 = (ids.wid.x + ids.wid.y * GRID_X) * R;
-    var acc: array<f32, RM>;
+    var acc: array<f32, SLOTS>;
     for (var v = ids.lid; v < VECS; v = v + WG) {
         let k0 = v * CODES;
         let g = k0 / GROUP;
@@ -41,10 +43,14 @@ fn main(ids: Ids) {
         for (var m = 0u; m < M; m = m + 1u) {
             var dots: array<f32, R>;
             var xsum = vec4<f32>(0.0);
+            var sq = vec4<f32>(0.0);
             for (var j = 0u; j < CODES / 4u; j = j + 1u) {
                 let at = m * K + k0 + 4u * j;
                 let x = vec4<f32>(load_x(at), load_x(at + 1u), load_x(at + 2u), load_x(at + 3u));
                 xsum = xsum + x;
+                if (NORM) {
+                    sq = sq + vec4<f32>(norm_sq(at), norm_sq(at + 1u), norm_sq(at + 2u), norm_sq(at + 3u));
+                }
                 for (var r = 0u; r < R; r = r + 1u) {
                     dots[r] = dots[r] + dot(quad(w[r][j / QUADS], j % QUADS), x);
                 }
@@ -53,11 +59,17 @@ fn main(ids: Ids) {
             for (var r = 0u; r < R; r = r + 1u) {
                 acc[r * M + m] = acc[r * M + m] + scale[r] * dots[r] + bias[r] * s;
             }
+            if (NORM) {
+                acc[RM + m] = acc[RM + m] + sq.x + sq.y + sq.z + sq.w;
+            }
         }
     }
     reduce_slots(&acc, ids);
     if (ids.lid < RM) {
-        let total = slot_total(ids.lid, ids);
+        var total = slot_total(ids.lid, ids);
+        if (NORM) {
+            total = total * norm_scale(slot_total(RM + ids.lid % M, ids));
+        }
         let n = n0 + ids.lid / M;
         if (n < N) {
             store_y((ids.lid % M) * N + n, total);

@@ -1,15 +1,15 @@
-// Sums each of the RM slots of every invocation's `acc` over the workgroup: a tree in workgroup
+// Sums each of the SLOTS slots of every invocation's `acc` over the workgroup: a tree in workgroup
 // memory (WG is a power of two). Call from uniform control flow, then read `slot_total`.
-var<workgroup> slots: array<f32, RM * WG>;
+var<workgroup> slots: array<f32, SLOTS * WG>;
 
-fn reduce_slots(acc: ptr<function, array<f32, RM>>, ids: Ids) {
-    for (var j = 0u; j < RM; j = j + 1u) {
+fn reduce_slots(acc: ptr<function, array<f32, SLOTS>>, ids: Ids) {
+    for (var j = 0u; j < SLOTS; j = j + 1u) {
         slots[j * WG + ids.lid] = (*acc)[j];
     }
     workgroupBarrier();
     for (var s = WG / 2u; s > 0u; s = s / 2u) {
         if (ids.lid < s) {
-            for (var j = 0u; j < RM; j = j + 1u) {
+            for (var j = 0u; j < SLOTS; j = j + 1u) {
                 slots[j * WG + ids.lid] = slots[j * WG + ids.lid] + slots[j * WG + ids.lid + s];
             }
         }

@@ -1,13 +1,13 @@
-// Sums each of the RM slots of every invocation's `acc` over the workgroup: subgroupAdd within
+// Sums each of the SLOTS slots of every invocation's `acc` over the workgroup: subgroupAdd within
 // each subgroup, the per-subgroup partials through workgroup memory. Call from uniform control
-// flow, then read `slot_total`.
-var<workgroup> slots: array<f32, RM * WG>;
+// flow, then read `slot_total`. NSG bounds the subgroups per workgroup.
+var<workgroup> slots: array<f32, SLOTS * NSG>;
 
-fn reduce_slots(acc: ptr<function, array<f32, RM>>, ids: Ids) {
-    for (var j = 0u; j < RM; j = j + 1u) {
+fn reduce_slots(acc: ptr<function, array<f32, SLOTS>>, ids: Ids) {
+    for (var j = 0u; j < SLOTS; j = j + 1u) {
         let s = subgroupAdd((*acc)[j]);
         if (ids.sg_lane == 0u) {
-            slots[j * WG + ids.sg_id] = s;
+            slots[j * NSG + ids.sg_id] = s;
         }
     }
     workgroupBarrier();
@@ -16,7 +16,7 @@ fn reduce_slots(acc: ptr<function, array<f32, RM>>, ids: Ids) {
 fn slot_total(j: u32, ids: Ids) -> f32 {
     var t = 0.0;
     for (var i = 0u; i < ids.n_sg; i = i + 1u) {
-        t = t + slots[j * WG + i];
+        t = t + slots[j * NSG + i];
     }
     return t;
 }

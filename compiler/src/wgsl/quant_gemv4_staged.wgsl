@@ -1,0 +1,112 @@
+// Quantized gemv over vec4 words with x staged in workgroup memory (decode: M <= 8 rows of x):
+// y[m, n] = sum_k x[m, k] * (scale * code + bias) for R output rows n per workgroup. x goes
+// through workgroup memory in tiles of TILE chunks: the invocations load it coalesced (applying
+// a fused prologue once per element), one padding vec4 after each chunk so the per-chunk vec4
+// reads below hit distinct banks. Invocation `lid` then takes chunks v = lid, lid + WG, ... of
+// the tile for all R rows, dequantizing in registers (weights fetched one chunk ahead). With a fused RMSNorm (NORM), load_x gives
+// x * weight and the staging sums the squares, so the row's 1/rms scales the total at the end.
+// Generated above: M, N, K, R, RM (= R * M), SLOTS (RM, plus M with NORM), BITS, PER_WORD, VECS
+// (chunks per row), CODES (codes per chunk), GROUP, ROW_GROUPS, TILE, WG, GRID_X, load_x,
+// load_w4, load_scale, load_bias, store_y, reduce_slots, slot_total, NORM, norm_sq, norm_scale.
+const MASK: u32 = (1u << BITS) - 1u;
+const SHIFTS: vec4<u32> = vec4<u32>(0u, BITS, 2u * BITS, 3u * BITS);
+// Vec4s of codes per u32 word (2 for 4-bit, 1 for 8-bit).
+const QUADS: u32 = PER_WORD / 4u;
+// Vec4s of x per chunk, and per staged chunk with its padding.
+const XQ: u32 = CODES / 4u;
+const XQ_PAD: u32 = XQ + 1u;
+// 2^23 as f32 bits: OR-ing a code below 2^23 into the mantissa gives 2^23 + code exactly, so
+// subtracting 2^23 converts it with two full-rate ops instead of a slow int-to-float.
+const MAGIC: u32 = 0x4B000000u;
+
+var<workgroup> xs: array<vec4<f32>, M * TILE * XQ_PAD>;
+
+// Codes 4q..4q+3 of `word`, as floats.
+fn quad(word: u32, q: u32) -> vec4<f32> {
+    let codes = (vec4<u32>(word >> (4u * BITS * q)) >> SHIFTS) & vec4<u32>(MASK);
+    return bitcast<vec4<f32>>(codes | vec4<u32>(MAGIC)) - vec4<f32>(8388608.0);
+}
+
+// The R rows' weights, scales and biases of chunk `v`.
+struct Chunk {
+    w: array<vec4<u32>, R>,
+    scale: array<f32, R>,
+    bias: array<f32, R>,
+}
+
+fn fetch(n0: u32, v: u32) -> Chunk {
+    var c: Chunk;
+    let g = v * CODES / GROUP;
+    for (var r = 0u; r < R; r = r + 1u) {
+        // Rows past N (the last workgroup) repeat row N - 1 and are never stored.
+        let n = min(n0 + r, N - 1u);
+        c.w[r] = load_w4(n * VECS + v);
+        c.scale[r] = load_scale(n * ROW_GROUPS + g);
+        c.bias[r] = load_bias(n * ROW_GROUPS + g);
+    }
+    return c;
+}
+
+@compute @workgroup_size(WG)
+fn main(ids: Ids) {
+    let n0 = (ids.wid.x + ids.wid.y * GRID_X) * R;
+    var acc: array<f32, SLOTS>;
+    // Weights are fetched one chunk ahead (TILE is a multiple of WG unless one tile holds the
+    // row, so an invocation's chunks are lid, lid + WG, ... across tiles): the first before x is
+    // staged, each next one before the current is used, so their latency overlaps the rest.
+    var ahead: Chunk;
+    if (ids.lid < VECS) {
+        ahead = fetch(n0, ids.lid);
+    }
+    for (var c0 = 0u; c0 < VECS; c0 = c0 + TILE) {
+        let end = min(c0 + TILE, VECS);
+        workgroupBarrier();
+        for (var m = 0u; m < M; m = m + 1u) {
+            var sq = vec4<f32>(0.0);
+            for (var q = ids.lid; q < (end - c0) * XQ; q = q + WG) {
+                let at = m * K + c0 * CODES + 4u * q;
+                xs[(m * TILE) * XQ_PAD + q + q / XQ] =
+                    vec4<f32>(load_x(at), load_x(at + 1u), load_x(at + 2u), load_x(at + 3u));
+                if (NORM) {
+                    sq = sq + vec4<f32>(norm_sq(at), norm_sq(at + 1u), norm_sq(at + 2u), norm_sq(at + 3u));
+                }
+            }
+            if (NORM) {
+                acc[RM + m] = acc[RM + m] + sq.x + sq.y + sq.z + sq.w;
+            }
+        }
+        workgroupBarrier();
+        for (var v = c0 + ids.lid; v < end; v = v + WG) {
+            let c = ahead;
+            if (v + WG < VECS) {
+                ahead = fetch(n0, v + WG);
+            }
+            for (var m = 0u; m < M; m = m + 1u) {
+                var dots: array<f32, R>;
+                var xsum = vec4<f32>(0.0);
+                for (var j = 0u; j < XQ; j = j + 1u) {
+                    let x = xs[(m * TILE + v - c0) * XQ_PAD + j];
+                    xsum = xsum + x;
+                    for (var r = 0u; r < R; r = r + 1u) {
+                        dots[r] = dots[r] + dot(quad(c.w[r][j / QUADS], j % QUADS), x);
+                    }
+                }
+                let s = xsum.x + xsum.y + xsum.z + xsum.w;
+                for (var r = 0u; r < R; r = r + 1u) {
+                    acc[r * M + m] = acc[r * M + m] + c.scale[r] * dots[r] + c.bias[r] * s;
+                }
+            }
+        }
+    }
+    reduce_slots(&acc, ids);
+    if (ids.lid < RM) {
+        var total = slot_total(ids.lid, ids);
+        if (NORM) {
+            total = total * norm_scale(slot_total(RM + ids.lid % M, ids));
+        }
+        let n = n0 + ids.lid / M;
+        if (n < N) {
+            store_y((ids.lid % M) * N + n, total);
+        }
+    }
+}
