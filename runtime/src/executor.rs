@@ -554,7 +554,7 @@ fn write(
 }
 
 /// Blocks until `submission` is done or `timeout` passes.
-fn wait_for(
+pub(crate) fn wait_for(
     device: &wgpu::Device,
     health: &DeviceHealth,
     timeout: Duration,

@@ -61,6 +61,7 @@
 
 #![warn(missing_docs)]
 
+mod bandwidth;
 mod device;
 mod error;
 mod executor;
