@@ -96,6 +96,114 @@ fn tiny_llama_prefill_and_decode_match_the_interpreter() {
     check_against_interpreter(&staging, 3);
 }
 
+/// Greedy steps chained on the GPU (each step's token copied into the next step's input there,
+/// read back one step behind) give the tokens of plain steps fed by the host, on the unified-
+/// memory device and on one forced to staging; plain runs are refused while a chain is in flight.
+#[test]
+fn chained_decode_steps_match_plain_steps() {
+    let Some(gpu) = gpu() else { return };
+    check_chained_against_plain(&gpu);
+    let options = GpuOptions { no_uma: true, ..GpuOptions::from_env().expect("env") };
+    check_chained_against_plain(&Gpu::new(&options).expect("a device without unified memory"));
+}
+
+fn check_chained_against_plain(gpu: &Gpu) {
+    let cfg = tiny_config();
+    let mut weights = tiny_weights(&cfg, &mut StdRng::seed_from_u64(7));
+    merge_projections(&cfg, &mut weights);
+    let max_context = 24;
+    let shared = SharedBuffers::new();
+    for (name, p) in &weights.params {
+        gpu.write_shared(&shared, name, &p.bytes).expect("upload");
+    }
+    let load = |shape| {
+        let graph = build_step(&cfg, &weights, shape).expect("graph builds");
+        let plan =
+            tessera_compiler::compile(&graph, gpu.profile(), &CompileOptions::default()).expect("compiles");
+        gpu.load_shared(&plan, &shared).expect("loads")
+    };
+    let mut prefill = load(StepShape { seq: 16, max_context, logits: false });
+    let mut decode = load(StepShape { seq: 1, max_context, logits: false });
+    let mut probe = load(StepShape { seq: 1, max_context, logits: true });
+    let write = |exe: &mut tessera_runtime::Executable, name: &str, v: &[u32]| {
+        exe.write_input(name, &u32s(v)).expect("write input");
+    };
+    let prompt = [5u32, 17, 99, 100, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    let mut run_prefill = || {
+        write(&mut prefill, inputs::TOKENS, &prompt);
+        write(&mut prefill, inputs::POSITIONS, &(0..16).collect::<Vec<u32>>());
+        for (name, v) in [(inputs::KV_LEN, 16), (inputs::OFFSET, 0), (inputs::LAST, 4)] {
+            write(&mut prefill, name, &[v]);
+        }
+        let out = prefill.run().expect("prefill runs");
+        u32::from_le_bytes([out[0][0], out[0][1], out[0][2], out[0][3]])
+    };
+    let steps = 7;
+    // Logits of one more step, which attends to the cache rows the steps wrote (so to the
+    // tokens they were fed: this random model's greedy token hardly depends on its input).
+    let mut run_probe = || {
+        let pos = 5 + steps as u32;
+        write(&mut probe, inputs::TOKENS, &[11]);
+        for (name, v) in
+            [(inputs::POSITIONS, pos), (inputs::KV_LEN, pos + 1), (inputs::OFFSET, pos), (inputs::LAST, 0)]
+        {
+            write(&mut probe, name, &[v]);
+        }
+        let out = probe.run().expect("probe runs");
+        out[1].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect::<Vec<f32>>()
+    };
+    let first = run_prefill();
+    let mut plain = Vec::new();
+    let mut token = first;
+    for k in 0..steps {
+        let pos = 5 + k as u32;
+        write(&mut decode, inputs::TOKENS, &[token]);
+        for (name, v) in
+            [(inputs::POSITIONS, pos), (inputs::KV_LEN, pos + 1), (inputs::OFFSET, pos), (inputs::LAST, 0)]
+        {
+            write(&mut decode, name, &[v]);
+        }
+        let out = decode.run().expect("decode runs");
+        token = u32::from_le_bytes([out[0][0], out[0][1], out[0][2], out[0][3]]);
+        plain.push(token);
+    }
+    let plain_probe = run_probe();
+    // The same steps again from a fresh prefill (it rewrites every cache row they read).
+    assert_eq!(run_prefill(), first);
+    write(&mut decode, inputs::TOKENS, &[first]);
+    let mut chained = Vec::new();
+    let mut collect = |decode: &mut tessera_runtime::Executable| {
+        let bytes = decode.collect_chained().expect("collects").expect("a run in flight");
+        chained.push(u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]));
+    };
+    for k in 0..steps {
+        let pos = 5 + k as u32;
+        for (name, v) in
+            [(inputs::POSITIONS, pos), (inputs::KV_LEN, pos + 1), (inputs::OFFSET, pos), (inputs::LAST, 0)]
+        {
+            write(&mut decode, name, &[v]);
+        }
+        if k > 0 {
+            // The GPU's copy of the previous token must win over what the host wrote last.
+            write(&mut decode, inputs::TOKENS, &[k as u32]);
+        }
+        decode.submit_chained(inputs::TOKENS, k > 0).expect("submits");
+        if k > 0 {
+            collect(&mut decode);
+        }
+        // A plain run is refused while chained runs are in flight.
+        assert!(decode.run().is_err());
+    }
+    collect(&mut decode);
+    assert!(decode.collect_chained().expect("nothing left").is_none());
+    assert_eq!(chained, plain, "chained vs plain greedy tokens");
+    let chained_probe = run_probe();
+    let diff = plain_probe.iter().zip(&chained_probe).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+    assert!(diff <= 1e-5, "the cache the chained steps wrote differs: max logit difference {diff}");
+    // With the chain drained, plain runs work again.
+    decode.run().expect("a plain run after the chain");
+}
+
 fn check_against_interpreter(gpu: &Gpu, submit_chunk: usize) {
     let cfg = tiny_config();
     let mut rng = StdRng::seed_from_u64(42);

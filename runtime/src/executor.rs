@@ -3,6 +3,7 @@
 //! Params and states live in [`SharedBuffers`], so several plans can bind the same weights and
 //! KV cache.
 
+use crate::chain::Chain;
 use crate::device::Gpu;
 use crate::error::{DeviceHealth, RuntimeError, scoped};
 use crate::legality::{check_plan, host_bytes, padded};
@@ -19,27 +20,37 @@ use tessera_compiler::{BufferRole, IoBinding, Plan};
 /// lets go of the shared ones (params and states).
 #[derive(Debug)]
 pub struct Executable {
-    device: wgpu::Device,
+    pub(crate) device: wgpu::Device,
     queue: wgpu::Queue,
-    pool: Arc<BufferPool>,
+    pub(crate) pool: Arc<BufferPool>,
     health: Arc<DeviceHealth>,
-    poll_timeout: Duration,
+    pub(crate) poll_timeout: Duration,
     /// Device buffers, indexed by `BufferId`.
     buffers: Vec<Slot>,
     /// Dispatches in plan order.
     steps: Vec<Step>,
-    inputs: Vec<HostWrite>,
+    pub(crate) inputs: Vec<HostWrite>,
     params: Vec<HostWrite>,
     states: Vec<HostWrite>,
-    outputs: Vec<Readback>,
+    pub(crate) outputs: Vec<Readback>,
     /// GPU time of the compute pass, where the device has `TIMESTAMP_QUERY`.
     timer: Option<Timer>,
     /// Per-dispatch timestamps, only under `TESSERA_PROFILE` (`None`: runs encode no extra work).
-    profiler: Option<DispatchProfiler>,
+    pub(crate) profiler: Option<DispatchProfiler>,
     /// CPU time the last run spent encoding and submitting its commands.
     encode_time: Duration,
     /// Dispatches per submit (`TESSERA_SUBMIT_CHUNK`; 0: one submit per run).
     submit_chunk: usize,
+    /// Runs in flight whose first output feeds the next (see `chain.rs`).
+    pub(crate) chain: Option<Chain>,
+}
+
+/// Copies recorded around a run's dispatches: `feed` (buffer to buffer, before them) and
+/// `keep` (the first output into a chain read-back slot, after them).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct RunCopies {
+    pub feed: Option<(usize, usize, u64)>,
+    pub keep: Option<usize>,
 }
 
 /// Dispatches per submit by default. Measured on the H200 (SmolLM2 decode, 218 dispatches): one
@@ -73,17 +84,17 @@ struct Step {
 
 /// A buffer the host writes by name.
 #[derive(Debug)]
-struct HostWrite {
-    name: String,
-    buffer: usize,
-    bytes: u64,
+pub(crate) struct HostWrite {
+    pub(crate) name: String,
+    pub(crate) buffer: usize,
+    pub(crate) bytes: u64,
 }
 
 /// An output: the device buffer, the mappable staging buffer it is copied to, and its length.
 #[derive(Debug)]
-struct Readback {
-    buffer: usize,
-    bytes: u64,
+pub(crate) struct Readback {
+    pub(crate) buffer: usize,
+    pub(crate) bytes: u64,
     /// Where the bytes are copied to be mapped; `None` on unified memory, where the output's
     /// own buffer is mapped (no copy).
     staging: Option<PooledBuffer>,
@@ -131,6 +142,7 @@ impl Gpu {
                 .ok()
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(SUBMIT_CHUNK),
+            chain: None,
         };
 
         // Params then states, each bound to the shared buffer of its name.
@@ -276,7 +288,8 @@ impl Executable {
 
     /// Runs every dispatch and returns each output's bytes, in the plan's output order.
     pub fn run(&mut self) -> Result<Vec<Vec<u8>>, RuntimeError> {
-        let submission = self.submit(true)?;
+        self.check_no_chain()?;
+        let submission = self.submit(true, RunCopies::default())?;
         let outputs = self.read_back(submission)?;
         if let Some(profiler) = &mut self.profiler {
             profiler.collect(&self.device, self.poll_timeout);
@@ -286,7 +299,8 @@ impl Executable {
 
     /// Runs every dispatch and waits for the GPU, reading nothing back (for benchmarks).
     pub fn run_without_readback(&mut self) -> Result<(), RuntimeError> {
-        let submission = self.submit(false)?;
+        self.check_no_chain()?;
+        let submission = self.submit(false, RunCopies::default())?;
         self.wait(submission)?;
         if let Some(profiler) = &mut self.profiler {
             profiler.collect(&self.device, self.poll_timeout);
@@ -332,13 +346,26 @@ impl Executable {
 
     /// Compute passes with every dispatch in plan order (submitted in pieces of
     /// `submit_chunk`), output copies in the last one.
-    fn submit(&mut self, copy_outputs: bool) -> Result<wgpu::SubmissionIndex, RuntimeError> {
+    pub(crate) fn submit(
+        &mut self,
+        copy_outputs: bool,
+        copies: RunCopies,
+    ) -> Result<wgpu::SubmissionIndex, RuntimeError> {
         self.health.check()?;
         let started = Instant::now();
         let submitted = scoped(&self.device, || {
             let mut encoder = self
                 .device
                 .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("tessera run") });
+            if let Some((from, to, bytes)) = copies.feed {
+                encoder.copy_buffer_to_buffer(
+                    self.buffers[from].buffer(),
+                    0,
+                    self.buffers[to].buffer(),
+                    0,
+                    bytes,
+                );
+            }
             // Whether the dispatches ran in one pass the whole-run timer could time.
             let one_pass = match &mut self.profiler {
                 None => {
@@ -404,6 +431,10 @@ impl Executable {
             if let Some(timer) = &mut self.timer {
                 timer.finish_run(&mut encoder, one_pass);
             }
+            if let (Some(slot), Some(chain), Some(first)) = (copies.keep, &self.chain, self.outputs.first()) {
+                let source = self.buffers[first.buffer].buffer();
+                encoder.copy_buffer_to_buffer(source, 0, chain.slot(slot), 0, padded(first.bytes));
+            }
             if copy_outputs {
                 for output in self.outputs.iter().filter(|o| o.bytes > 0) {
                     if let Some(staging) = &output.staging {
@@ -431,7 +462,7 @@ impl Executable {
     }
 
     /// Blocks until `submission` is done or the poll timeout passes.
-    fn wait(&self, submission: wgpu::SubmissionIndex) -> Result<(), RuntimeError> {
+    pub(crate) fn wait(&self, submission: wgpu::SubmissionIndex) -> Result<(), RuntimeError> {
         wait_for(&self.device, &self.health, self.poll_timeout, submission)
     }
 

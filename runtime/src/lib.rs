@@ -62,6 +62,7 @@
 #![warn(missing_docs)]
 
 mod bandwidth;
+mod chain;
 mod device;
 mod error;
 mod executor;

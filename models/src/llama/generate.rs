@@ -76,6 +76,19 @@ pub fn generate(
     out.prefill_time = start.elapsed();
     let decode_start = Instant::now();
     let mut history = prompt_ids.to_vec();
+    // Takes a generated token: records and streams it; false once generation should stop.
+    let mut accept = |token: u32, out: &mut Generation, history: &mut Vec<u32>| -> Result<bool, ModelError> {
+        out.generated_ids.push(token);
+        history.push(token);
+        if options.stop_ids.contains(&token) {
+            return Ok(false);
+        }
+        if let Some(piece) = stream.push(token)? {
+            on_text(&piece);
+            out.text.push_str(&piece);
+        }
+        Ok(out.generated_ids.len() < options.max_tokens)
+    };
     loop {
         let token = match &step.logits {
             Some(logits) if !options.sampler.is_greedy() => sampler.sample(logits, &history),
@@ -86,17 +99,28 @@ pub fn generate(
                 out.top_logprobs.push(top_logprobs(logits, k));
             }
         }
-        out.generated_ids.push(token);
-        history.push(token);
-        if options.stop_ids.contains(&token) {
+        if !accept(token, &mut out, &mut history)? {
             break;
         }
-        if let Some(piece) = stream.push(token)? {
-            on_text(&piece);
-            out.text.push_str(&piece);
-        }
         let pos = history.len() - 1;
-        if out.generated_ids.len() >= options.max_tokens || pos >= model.max_context() {
+        if pos >= model.max_context() {
+            break;
+        }
+        if !want_logits {
+            // Greedy without logits: the rest runs chained on the GPU (step n's token feeds step
+            // n+1 there), one step behind on the host.
+            let remaining = options.max_tokens - out.generated_ids.len();
+            let mut failed = None;
+            model.decode_greedy(token, pos, remaining, |t| match accept(t, &mut out, &mut history) {
+                Ok(more) => more,
+                Err(e) => {
+                    failed = Some(e);
+                    false
+                }
+            })?;
+            if let Some(e) = failed {
+                return Err(e);
+            }
             break;
         }
         step = model.decode(token, pos, want_logits)?;

@@ -346,6 +346,79 @@ impl LlamaModel {
         )
     }
 
+    /// Greedy decode from `token` at cache row `pos`, each step's argmax fed to the next step on
+    /// the GPU: the host submits step n+1 before reading step n's token, so neither the read-back
+    /// nor the encoding of the next step stalls the GPU. `on_token` gets each generated token in
+    /// order and returns false to stop; at most `max_steps` steps run, and none past the context.
+    /// Returns the number of tokens passed to `on_token`. One step may run past a stop (its cache
+    /// row is rewritten before anything reads it). Afterwards `last_encode_time` is the mean over
+    /// the chained steps. Under `TESSERA_PROFILE` the steps run one by one instead.
+    pub fn decode_greedy(
+        &mut self,
+        token: u32,
+        pos: usize,
+        max_steps: usize,
+        mut on_token: impl FnMut(u32) -> bool,
+    ) -> Result<usize, ModelError> {
+        let steps = max_steps.min(self.max_context.saturating_sub(pos));
+        let shape = StepShape { seq: 1, max_context: self.max_context, logits: false };
+        if steps == 0 {
+            return Ok(0);
+        }
+        if self.step(shape)?.is_profiled() {
+            let (mut token, mut done) = (token, 0);
+            while done < steps {
+                token = self.decode(token, pos + done, false)?.next;
+                done += 1;
+                if !on_token(token) {
+                    break;
+                }
+            }
+            return Ok(done);
+        }
+        let exe = self.step(shape)?;
+        let write = |exe: &mut Executable, input: &str, v: u32| exe.write_input(input, &v.to_le_bytes());
+        let submit = |exe: &mut Executable, p: usize, feed: bool| -> Result<(), ModelError> {
+            write(exe, inputs::POSITIONS, p as u32)?;
+            write(exe, inputs::KV_LEN, p as u32 + 1)?;
+            write(exe, inputs::OFFSET, p as u32)?;
+            write(exe, inputs::LAST, 0)?;
+            exe.submit_chained(inputs::TOKENS, feed)?;
+            Ok(())
+        };
+        write(exe, inputs::TOKENS, token)?;
+        let mut encode = std::time::Duration::ZERO;
+        let mut run = || -> Result<(usize, usize), ModelError> {
+            submit(exe, pos, false)?;
+            encode += exe.last_encode_time();
+            let (mut submitted, mut done) = (1, 0);
+            loop {
+                if submitted < steps {
+                    submit(exe, pos + submitted, true)?;
+                    encode += exe.last_encode_time();
+                    submitted += 1;
+                }
+                let bytes =
+                    exe.collect_chained()?.ok_or_else(|| ModelError::Invalid("no step in flight".into()))?;
+                let next = bytes
+                    .get(..4)
+                    .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .ok_or_else(|| ModelError::Invalid("step returned no token".into()))?;
+                done += 1;
+                if !on_token(next) || done == steps {
+                    return Ok((done, submitted));
+                }
+            }
+        };
+        let run = run();
+        // Whatever is still in flight (a step past a stop, or after an error) is waited for.
+        while exe.collect_chained()?.is_some() {}
+        let (done, submitted) = run?;
+        // The mean over the chained steps (each encoded exactly like a plain step).
+        self.last_encode = encode / submitted.max(1) as u32;
+        Ok(done)
+    }
+
     fn run_step(
         &mut self,
         shape: StepShape,

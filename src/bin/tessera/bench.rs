@@ -223,15 +223,12 @@ fn model_bench(
         let t = start.elapsed().as_secs_f64();
         prefill.push(json!({ "tokens": len, "tok_s": len as f64 / t }));
     }
-    let mut token = model.prefill(&[1, 2, 3], false)?.next;
+    // Greedy decode as `generate` runs it: steps chained on the GPU, tokens read one step behind.
+    let token = model.prefill(&[1, 2, 3], false)?.next;
     let start = Instant::now();
-    let mut encode = std::time::Duration::ZERO;
-    for pos in 3..3 + args.decode_tokens {
-        token = model.decode(token, pos, false)?.next;
-        encode += model.last_encode_time();
-    }
-    let decode = args.decode_tokens as f64 / start.elapsed().as_secs_f64();
-    let encode_us = encode.as_secs_f64() * 1e6 / args.decode_tokens.max(1) as f64;
+    let steps = model.decode_greedy(token, 3, args.decode_tokens, |_| true)?;
+    let decode = steps as f64 / start.elapsed().as_secs_f64();
+    let encode_us = model.last_encode_time().as_secs_f64() * 1e6;
     let dispatches = model.dispatches_per_token()?;
     Ok(json!({
         "name": model.name,
