@@ -134,7 +134,10 @@ pub(crate) type AttentionLayout = (usize, usize, usize, usize, usize, usize, usi
 
 pub(crate) fn attention_cases(rng: &mut StdRng) -> Vec<Case> {
     let mut cases = Vec::new();
-    let layouts: [AttentionLayout; 14] = [
+    // Decode-sized rows (< 128) run 256 keys per chunk with groups splitting the value sums;
+    // 128 rows and up run chunks of 64. Also: several 256-key chunks, and Dv wider than a
+    // workgroup.
+    let layouts: [AttentionLayout; 17] = [
         (1, 1, 1, 1, 1, 2, 2, false, &[1]),
         (1, 1, 1, 1, 1, 2, 2, true, &[1]),
         (1, 9, 3, 1, 64, 64, 64, true, &[1]),
@@ -149,6 +152,9 @@ pub(crate) fn attention_cases(rng: &mut StdRng) -> Vec<Case> {
         (1, 2, 1, 2, 8, 4, 4, false, &[20]),
         (1, 2, 2, 2, 150, 4, 100, false, &[150]),
         (1, 2, 2, 3, 150, 16, 3, true, &[129]),
+        (1, 8, 2, 16, 40, 32, 32, true, &[40]),
+        (1, 2, 1, 1, 300, 8, 8, false, &[300]),
+        (1, 1, 1, 1, 4, 4, 300, false, &[4]),
     ];
     for dtype in [DType::F32, DType::F16] {
         for (b_, hq, hkv, s, t, d, dv, causal, kv_len) in layouts {

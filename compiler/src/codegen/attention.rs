@@ -1,6 +1,7 @@
 //! Attention over a KV cache (grouped-query heads, run-time valid length, optional causal mask):
 //! the hand kernel `wgsl/attention.wgsl`, one workgroup per query row, online softmax over
-//! chunks of keys, with the row's maximum found by the block reduction of `reduce`.
+//! chunks of keys, with the row's maximum found by the block reduction of `reduce`. Decode (few
+//! rows) takes 256 keys per chunk and splits the value sums over groups of invocations.
 
 use super::reduce::{block_reduce, row_kernel};
 use super::{Launch, Scalar, Target, Value};
@@ -10,6 +11,13 @@ const ATTENTION: &str = include_str!("../wgsl/attention.wgsl");
 
 /// Keys per chunk of the online softmax (and invocations per workgroup) where the device allows.
 const CHUNK: usize = 64;
+
+/// Invocations per workgroup when there are few query rows (decode: one per query head), so
+/// each row gets more of the GPU: longer chunks and several groups summing the values.
+const FEW_ROWS_CHUNK: usize = 256;
+
+/// Query rows below which a workgroup takes [`FEW_ROWS_CHUNK`] keys per chunk.
+const FEW_ROWS: usize = 128;
 
 /// The cache a query attends to: keys `[B, Hkv, T, D]`, values `[B, Hkv, T, Dv]` and the number
 /// of valid rows of each batch, u32 `[B]`.
@@ -37,7 +45,8 @@ pub fn attention(
     let dv = cache.v.shape[3];
     let rows = out.numel() / dv.max(1);
     let name = format!("attention_{}_d{d}{}", q.dtype.name(), if causal { "_causal" } else { "" });
-    let (mut w, grid) = row_kernel(target, name.clone(), rows, CHUNK)?;
+    let chunk = if rows < FEW_ROWS { FEW_ROWS_CHUNK } else { CHUNK };
+    let (mut w, grid) = row_kernel(target, name.clone(), rows, chunk)?;
     for (what, v) in [("q", q), ("k", cache.k), ("v", cache.v), ("out", out)] {
         target.check_numel(&format!("attention {what}"), v.numel())?;
     }
@@ -46,6 +55,13 @@ pub fn attention(
         return Err(CompileError::Unsupported { op: "attention".into(), reason: format!("scale {scale}") });
     }
     let wg = w.workgroup_size_x() as usize;
+    // Groups of invocations that split the keys of a chunk for the value sums: a power of two
+    // (so it divides the workgroup), each group at least DV wide.
+    let groups = match wg / dv.max(1) {
+        0 => 1,
+        n => 1 << n.ilog2(),
+    };
+    let gw = wg / groups;
     for (c, v) in [
         ("HQ", hq),
         ("HKV", hkv),
@@ -54,7 +70,10 @@ pub fn attention(
         ("D", d),
         ("Q_ROW", d.max(1)),
         ("DV", dv),
-        ("DV_PER", dv.div_ceil(wg).max(1)),
+        ("DV_ROW", dv.max(1)),
+        ("DV_PER", dv.div_ceil(gw).max(1)),
+        ("GROUPS", groups),
+        ("GW", gw),
         ("CAUSAL", causal as usize),
     ] {
         w.constant(c, target.check_numel(&name, v)?);
@@ -67,7 +86,7 @@ pub fn attention(
     let ob = w.write(out.dtype, out.storage);
     w.store_fn("store_y", &ob);
     block_reduce(&mut w, target, "max", Scalar::F32, "op_max_f32", "subgroupMax");
-    w.workgroup_bytes(4 * (d.max(1) as u32 + wg as u32));
+    w.workgroup_bytes(4 * (d.max(1) + wg + groups * (dv.max(1) + 1)) as u32);
     w.include(ATTENTION);
     Ok(Launch { kernel: w.finish(), workgroups: grid.workgroups })
 }

@@ -1,11 +1,16 @@
 // Attention over a KV cache: one workgroup per query row (b, h, i), online softmax over chunks of
 // WG keys. Each invocation scores one key of the chunk into workgroup memory, the chunk max
-// rescales the running sum and accumulator, then each invocation accumulates p_j * v_j[d] for
-// its output dims d = lid + e * WG. Keys stop at the row's limit, computed from kv_len at run
+// rescales the running sums and accumulators, then GROUPS groups of GW invocations share the
+// chunk's keys (group g takes keys g, g + GROUPS, ...), each invocation accumulating p_j * v_j[d]
+// for its output dims d = t + e * GW; the groups' sums are added at the end (they share the
+// running max, so they add exactly). Keys stop at the row's limit, computed from kv_len at run
 // time (never the cache's capacity T); f32 accumulation. Generated above: ROWS, HQ, HKV, S, T,
-// D, Q_ROW (D, at least 1), DV, DV_PER, CAUSAL, SCALE, WG, GRID_X, load_q, load_k, load_v, load_len, store_y, block_max.
+// D, Q_ROW (D, at least 1), DV, DV_ROW (DV, at least 1), DV_PER, GROUPS, GW, CAUSAL, SCALE, WG,
+// GRID_X, load_q, load_k, load_v, load_len, store_y, block_max.
 var<workgroup> q_row: array<f32, Q_ROW>;
 var<workgroup> p_chunk: array<f32, WG>;
+var<workgroup> group_acc: array<f32, GROUPS * DV_ROW>;
+var<workgroup> group_l: array<f32, GROUPS>;
 
 @compute @workgroup_size(WG)
 fn main(ids: Ids) {
@@ -30,6 +35,8 @@ fn main(ids: Ids) {
     }
     workgroupBarrier();
 
+    let g = ids.lid / GW;
+    let t = ids.lid % GW;
     var m = f32_neg_inf();
     var l = 0.0;
     var acc: array<f32, DV_PER>;
@@ -54,12 +61,12 @@ fn main(ids: Ids) {
             acc[e] = acc[e] * correction;
         }
         let keys = min(WG, limit - c0);
-        for (var jj = 0u; jj < keys; jj = jj + 1u) {
+        for (var jj = g; jj < keys; jj = jj + GROUPS) {
             let p = p_chunk[jj];
             l = l + p;
             let v_at = (kv_base + c0 + jj) * DV;
             for (var e = 0u; e < DV_PER; e = e + 1u) {
-                let d = ids.lid + e * WG;
+                let d = t + e * GW;
                 if (d < DV) {
                     acc[e] = acc[e] + p * load_v(v_at + d);
                 }
@@ -68,11 +75,29 @@ fn main(ids: Ids) {
         m = m_new;
         workgroupBarrier();
     }
-    if (valid) {
+    for (var e = 0u; e < DV_PER; e = e + 1u) {
+        let d = t + e * GW;
+        if (d < DV) {
+            group_acc[g * DV_ROW + d] = acc[e];
+        }
+    }
+    if (t == 0u) {
+        group_l[g] = l;
+    }
+    workgroupBarrier();
+    if (valid && g == 0u) {
+        var total_l = 0.0;
+        for (var gg = 0u; gg < GROUPS; gg = gg + 1u) {
+            total_l = total_l + group_l[gg];
+        }
         for (var e = 0u; e < DV_PER; e = e + 1u) {
-            let d = ids.lid + e * WG;
+            let d = t + e * GW;
             if (d < DV) {
-                store_y(q_at * DV + d, select(0.0, acc[e] / l, l > 0.0));
+                var total = 0.0;
+                for (var gg = 0u; gg < GROUPS; gg = gg + 1u) {
+                    total = total + group_acc[gg * DV_ROW + d];
+                }
+                store_y(q_at * DV + d, select(0.0, total / total_l, total_l > 0.0));
             }
         }
     }
