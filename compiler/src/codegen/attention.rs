@@ -62,6 +62,7 @@ pub fn attention(
         n => 1 << n.ilog2(),
     };
     let gw = wg / groups;
+    let group_acc = if groups > 1 { groups * dv } else { 1 };
     for (c, v) in [
         ("HQ", hq),
         ("HKV", hkv),
@@ -74,6 +75,7 @@ pub fn attention(
         ("DV_PER", dv.div_ceil(gw).max(1)),
         ("GROUPS", groups),
         ("GW", gw),
+        ("GROUP_ACC", group_acc),
         ("CAUSAL", causal as usize),
     ] {
         w.constant(c, target.check_numel(&name, v)?);
@@ -86,7 +88,7 @@ pub fn attention(
     let ob = w.write(out.dtype, out.storage);
     w.store_fn("store_y", &ob);
     block_reduce(&mut w, target, "max", Scalar::F32, "op_max_f32", "subgroupMax");
-    w.workgroup_bytes(4 * (d.max(1) + wg + groups * (dv.max(1) + 1)) as u32);
+    w.workgroup_bytes(4 * (d.max(1) + wg + group_acc + groups) as u32);
     w.include(ATTENTION);
     Ok(Launch { kernel: w.finish(), workgroups: grid.workgroups })
 }

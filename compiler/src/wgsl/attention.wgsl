@@ -5,11 +5,12 @@
 // for its output dims d = t + e * GW; the groups' sums are added at the end (they share the
 // running max, so they add exactly). Keys stop at the row's limit, computed from kv_len at run
 // time (never the cache's capacity T); f32 accumulation. Generated above: ROWS, HQ, HKV, S, T,
-// D, Q_ROW (D, at least 1), DV, DV_ROW (DV, at least 1), DV_PER, GROUPS, GW, CAUSAL, SCALE, WG,
+// D, Q_ROW (D, at least 1), DV, DV_ROW (DV, at least 1), DV_PER, GROUPS, GW, GROUP_ACC, CAUSAL, SCALE, WG,
 // GRID_X, load_q, load_k, load_v, load_len, store_y, block_max.
 var<workgroup> q_row: array<f32, Q_ROW>;
 var<workgroup> p_chunk: array<f32, WG>;
-var<workgroup> group_acc: array<f32, GROUPS * DV_ROW>;
+// The groups' value sums (one element when GROUPS is 1: nothing to combine).
+var<workgroup> group_acc: array<f32, GROUP_ACC>;
 var<workgroup> group_l: array<f32, GROUPS>;
 
 @compute @workgroup_size(WG)
@@ -75,29 +76,40 @@ fn main(ids: Ids) {
         m = m_new;
         workgroupBarrier();
     }
-    for (var e = 0u; e < DV_PER; e = e + 1u) {
-        let d = t + e * GW;
-        if (d < DV) {
-            group_acc[g * DV_ROW + d] = acc[e];
+    if (GROUPS == 1u) {
+        if (valid) {
+            for (var e = 0u; e < DV_PER; e = e + 1u) {
+                let d = t + e * GW;
+                if (d < DV) {
+                    store_y(q_at * DV + d, select(0.0, acc[e] / l, l > 0.0));
+                }
+            }
         }
-    }
-    if (t == 0u) {
-        group_l[g] = l;
-    }
-    workgroupBarrier();
-    if (valid && g == 0u) {
-        var total_l = 0.0;
-        for (var gg = 0u; gg < GROUPS; gg = gg + 1u) {
-            total_l = total_l + group_l[gg];
-        }
+    } else {
         for (var e = 0u; e < DV_PER; e = e + 1u) {
             let d = t + e * GW;
             if (d < DV) {
-                var total = 0.0;
-                for (var gg = 0u; gg < GROUPS; gg = gg + 1u) {
-                    total = total + group_acc[gg * DV_ROW + d];
+                group_acc[g * DV_ROW + d] = acc[e];
+            }
+        }
+        if (t == 0u) {
+            group_l[g] = l;
+        }
+        workgroupBarrier();
+        if (valid && g == 0u) {
+            var total_l = 0.0;
+            for (var gg = 0u; gg < GROUPS; gg = gg + 1u) {
+                total_l = total_l + group_l[gg];
+            }
+            for (var e = 0u; e < DV_PER; e = e + 1u) {
+                let d = t + e * GW;
+                if (d < DV) {
+                    var total = 0.0;
+                    for (var gg = 0u; gg < GROUPS; gg = gg + 1u) {
+                        total = total + group_acc[gg * DV_ROW + d];
+                    }
+                    store_y(q_at * DV + d, select(0.0, total / total_l, total_l > 0.0));
                 }
-                store_y(q_at * DV + d, select(0.0, total / total_l, total_l > 0.0));
             }
         }
     }
