@@ -70,6 +70,7 @@ mod legality;
 mod pipelines;
 mod pool;
 mod profile;
+mod readback;
 mod report;
 mod shared;
 
