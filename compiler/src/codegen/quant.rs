@@ -15,6 +15,7 @@ const IDS_SUBGROUP: &str = include_str!("../wgsl/ids_subgroup.wgsl");
 const GEMV: &str = include_str!("../wgsl/quant_gemv.wgsl");
 const GEMV4: &str = include_str!("../wgsl/quant_gemv4.wgsl");
 const GEMV4_STAGED: &str = include_str!("../wgsl/quant_gemv4_staged.wgsl");
+const GEMV_COMMON: &str = include_str!("../wgsl/quant_gemv_common.wgsl");
 const SLOTS: &str = include_str!("../wgsl/slots_reduce.wgsl");
 const SLOTS_SUBGROUP: &str = include_str!("../wgsl/slots_reduce_subgroup.wgsl");
 const MATMUL: &str = include_str!("../wgsl/quant_matmul.wgsl");
@@ -170,6 +171,7 @@ fn gemv(
     }
     let slot_bytes = 4 * slots as u32 * slot_rows(target, wg);
     w.norm_fns();
+    w.include(GEMV_COMMON);
     match layout.kernel {
         GemvKernel::Words => {
             w.workgroup_bytes(slot_bytes);

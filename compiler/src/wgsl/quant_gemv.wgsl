@@ -6,7 +6,8 @@
 // load_x gives x * weight, the invocations of row 0 also sum the squares of the x they load, and
 // the row's 1/rms scales the total at the end (as in quant_gemv4.wgsl). Generated above: M, N, K,
 // R, RM (= R * M), SLOTS, BITS, PER_WORD, WORDS, GROUP, ROW_GROUPS, WG, GRID_X, load_x, load_w,
-// load_scale, load_bias, store_y, reduce_slots, slot_total, NORM, norm_sq, norm_scale.
+// load_scale, load_bias, NORM, norm_sq, and finish_rows (quant_gemv_common.wgsl: the workgroup
+// sum and the stores).
 @compute @workgroup_size(WG)
 fn main(ids: Ids) {
     let n0 = (ids.wid.x + ids.wid.y * GRID_X) * R;
@@ -40,15 +41,5 @@ fn main(ids: Ids) {
             }
         }
     }
-    reduce_slots(&acc, ids);
-    if (ids.lid < RM) {
-        var total = slot_total(ids.lid, ids);
-        if (NORM) {
-            total = total * norm_scale(slot_total(RM + ids.lid % M, ids));
-        }
-        let n = n0 + ids.lid / M;
-        if (n < N) {
-            store_y((ids.lid % M) * N + n, total);
-        }
-    }
+    finish_rows(&acc, n0, ids);
 }

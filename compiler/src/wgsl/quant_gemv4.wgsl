@@ -7,21 +7,8 @@
 // invocation also sums the squares of the x it loads (every x once per workgroup), so the row's
 // 1/rms scales the total at the end. Generated above: M, N, K, R, RM (= R * M), SLOTS (RM, plus M
 // with NORM), BITS, PER_WORD, VECS (chunks per row), CODES (codes per chunk), GROUP, ROW_GROUPS,
-// WG, GRID_X, load_x, load_w4, load_scale, load_bias, store_y, reduce_slots, slot_total, NORM,
-// norm_sq, norm_scale.
-const MASK: u32 = (1u << BITS) - 1u;
-const SHIFTS: vec4<u32> = vec4<u32>(0u, BITS, 2u * BITS, 3u * BITS);
-// Vec4s of codes per u32 word (2 for 4-bit, 1 for 8-bit).
-const QUADS: u32 = PER_WORD / 4u;
-// 2^23 as f32 bits: OR-ing a code below 2^23 into the mantissa gives 2^23 + code exactly, so
-// subtracting 2^23 converts it with two full-rate ops instead of a slow int-to-float.
-const MAGIC: u32 = 0x4B000000u;
-
-// Codes 4q..4q+3 of `word`, as floats.
-fn quad(word: u32, q: u32) -> vec4<f32> {
-    let codes = (vec4<u32>(word >> (4u * BITS * q)) >> SHIFTS) & vec4<u32>(MASK);
-    return bitcast<vec4<f32>>(codes | vec4<u32>(MAGIC)) - vec4<f32>(8388608.0);
-}
+// WG, GRID_X, load_x, load_w4, load_scale, load_bias, NORM, norm_sq, and from
+// quant_gemv_common.wgsl quad and finish_rows (the workgroup sum and the stores).
 
 @compute @workgroup_size(WG)
 fn main(ids: Ids) {
@@ -64,15 +51,5 @@ fn main(ids: Ids) {
             }
         }
     }
-    reduce_slots(&acc, ids);
-    if (ids.lid < RM) {
-        var total = slot_total(ids.lid, ids);
-        if (NORM) {
-            total = total * norm_scale(slot_total(RM + ids.lid % M, ids));
-        }
-        let n = n0 + ids.lid / M;
-        if (n < N) {
-            store_y((ids.lid % M) * N + n, total);
-        }
-    }
+    finish_rows(&acc, n0, ids);
 }
