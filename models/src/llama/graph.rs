@@ -118,9 +118,12 @@ pub fn build_step(cfg: &LlamaConfig, w: &WeightIndex, shape: StepShape) -> Resul
         let down = b.linear(&format!("{p}.mlp.down_proj"), act)?;
         h = b.op(Op::Binary(BinaryOp::Add), &[h, down])?;
     }
+    // The row is picked before the (row-wise) final norm: only it is normalized, and the norm
+    // becomes the lm_head gemv's prologue instead of a dispatch of its own. A decode step has one
+    // row (`last` is 0), so it needs no gather at all.
+    let h_last = if s == 1 { h } else { b.op(Op::Gather, &[h, last])? };
     let norm_w = b.param("model.norm.weight", &[cfg.hidden_size], DType::F32);
-    let h = b.op(Op::RmsNorm { eps }, &[h, norm_w])?;
-    let h_last = b.op(Op::Gather, &[h, last])?;
+    let h_last = b.op(Op::RmsNorm { eps }, &[h_last, norm_w])?;
     let head = if w.has("lm_head") { "lm_head" } else { "model.embed_tokens" };
     let logits = b.linear(head, h_last)?;
     let next = b.op(Op::ArgMax { axis: 1, keepdims: false }, &[logits])?;
