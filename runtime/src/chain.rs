@@ -32,9 +32,9 @@ impl Chain {
 }
 
 impl Executable {
-    /// Submits a run without waiting for it. With `feed`, the previous chained run's first output
-    /// is first copied into input `input` (same byte length) on the GPU; without, the input keeps
-    /// what the host wrote. Other inputs written before this call apply to this run only (queue
+    /// Submits a run without waiting for it. With `feed` and a chained run still in flight, that
+    /// run's first output is first copied into input `input` (same byte length) on the GPU;
+    /// otherwise the input keeps what the host wrote. Other inputs written before this call apply to this run only (queue
     /// writes are ordered between submits). At most two runs may be in flight: collect first.
     /// Not available while `TESSERA_PROFILE` profiles this plan (its query buffers are per run).
     pub fn submit_chained(&mut self, input: &str, feed: bool) -> Result<(), RuntimeError> {
