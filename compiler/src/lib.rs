@@ -39,4 +39,4 @@ pub use plan::{
     Access, BufferDesc, BufferId, BufferRole, Dispatch, IoBinding, KernelReport, KernelSource, Plan,
 };
 pub use target::{DeviceProfile, Limits};
-pub use validate::validate_kernel;
+pub use validate::{parse_and_validate, validate_kernel};

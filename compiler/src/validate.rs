@@ -15,7 +15,7 @@ pub fn validate_kernel(kernel: &KernelSource, profile: &DeviceProfile) -> Result
     if validated().lock().map(|set| set.contains(&key)).unwrap_or(false) {
         return Ok(());
     }
-    let module = parse_and_validate(kernel, profile)?;
+    let (module, _) = parse_and_validate(kernel, profile)?;
     check_metadata(kernel, &module)?;
     if let Ok(mut set) = validated().lock() {
         set.insert(key);
@@ -49,7 +49,12 @@ fn features(profile: &DeviceProfile) -> wgpu_types::Features {
     f
 }
 
-fn parse_and_validate(kernel: &KernelSource, profile: &DeviceProfile) -> Result<naga::Module, CompileError> {
+/// Parses `kernel` and validates it with the validator wgpu-core builds for a device of this
+/// profile (its features, downlevel-compliant); the module and its info feed naga's backends.
+pub fn parse_and_validate(
+    kernel: &KernelSource,
+    profile: &DeviceProfile,
+) -> Result<(naga::Module, naga::valid::ModuleInfo), CompileError> {
     let invalid = |message: String| CompileError::Invalid { kernel: kernel.name.clone(), message };
     let downlevel = wgpu_types::DownlevelFlags::compliant();
     let capabilities: Capabilities =
@@ -60,8 +65,8 @@ fn parse_and_validate(kernel: &KernelSource, profile: &DeviceProfile) -> Result<
         .map_err(|e| invalid(e.emit_to_string(&kernel.wgsl)))?;
     let mut validator =
         wgpu_naga_bridge::create_validator(features(profile), downlevel, ValidationFlags::all());
-    validator.validate(&module).map_err(|e| invalid(e.emit_to_string(&kernel.wgsl)))?;
-    Ok(module)
+    let info = validator.validate(&module).map_err(|e| invalid(e.emit_to_string(&kernel.wgsl)))?;
+    Ok((module, info))
 }
 
 /// The declared metadata must describe the module: the runtime builds layouts from it.

@@ -3,10 +3,10 @@
 //! (Vulkan), MSL (Metal) and HLSL (DX12) with the override constants applied, as wgpu-hal does.
 
 use naga::back::{hlsl, msl, pipeline_constants, spv};
-use naga::valid::{Capabilities, ModuleInfo, ValidationFlags};
+use naga::valid::ModuleInfo;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
-use tessera_compiler::{DeviceProfile, KernelSource, Plan};
+use tessera_compiler::{DeviceProfile, KernelSource, Plan, parse_and_validate};
 
 /// A backend naga translates WGSL to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -92,7 +92,7 @@ pub fn check_plans<'a>(
             continue;
         }
         report.kernels += 1;
-        let (module, info) = parse_and_validate(kernel, profile)?;
+        let (module, info) = parse_and_validate(kernel, profile).map_err(|e| e.to_string())?;
         for backend in Backend::ALL {
             if let Err(message) = translate(&module, &info, kernel, backend) {
                 report.failures.push(TranslationFailure { backend, kernel: kernel.name.clone(), message });
@@ -100,36 +100,6 @@ pub fn check_plans<'a>(
         }
     }
     Ok(report)
-}
-
-/// The wgpu features a device of this profile has, as naga's validator sees them.
-fn features(profile: &DeviceProfile) -> wgpu_types::Features {
-    let mut f = wgpu_types::Features::empty();
-    if profile.f16 {
-        f |= wgpu_types::Features::SHADER_F16;
-    }
-    if profile.subgroups {
-        f |= wgpu_types::Features::SUBGROUP;
-    }
-    f
-}
-
-fn parse_and_validate(
-    kernel: &KernelSource,
-    profile: &DeviceProfile,
-) -> Result<(naga::Module, ModuleInfo), String> {
-    let invalid = |e: String| format!("kernel {}: {e}", kernel.name);
-    let downlevel = wgpu_types::DownlevelFlags::compliant();
-    let capabilities: Capabilities =
-        wgpu_naga_bridge::features_to_naga_capabilities(features(profile), downlevel);
-    let options = naga::front::wgsl::Options { parse_doc_comments: false, capabilities };
-    let module = naga::front::wgsl::Frontend::new_with_options(options)
-        .parse(&kernel.wgsl)
-        .map_err(|e| invalid(e.emit_to_string(&kernel.wgsl)))?;
-    let mut validator =
-        wgpu_naga_bridge::create_validator(features(profile), downlevel, ValidationFlags::all());
-    let info = validator.validate(&module).map_err(|e| invalid(e.emit_to_string(&kernel.wgsl)))?;
-    Ok((module, info))
 }
 
 /// Overrides applied for the entry point, then the backend's writer, with the language versions
