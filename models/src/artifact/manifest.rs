@@ -52,18 +52,9 @@ pub struct CompiledWith {
 pub struct TokenizerRecord {
     /// `tokenizer.json`.
     pub tokenizer_json: String,
-    /// Beginning-of-sequence id.
-    pub bos: Option<u32>,
-    /// End-of-sequence id.
-    pub eos: Option<u32>,
-    /// Padding id.
-    pub pad: Option<u32>,
-    /// Whether encoding prepends BOS.
-    pub add_bos: bool,
-    /// BOS text (for the chat template).
-    pub bos_text: Option<String>,
-    /// EOS text (for the chat template).
-    pub eos_text: Option<String>,
+    /// Special ids and texts (stored as top-level fields of the record).
+    #[serde(flatten)]
+    pub special: SpecialTokens,
     /// Chat template source (Jinja).
     pub chat_template: Option<String>,
 }
@@ -75,15 +66,9 @@ impl TokenizerRecord {
             .tokenizer
             .to_string(false)
             .map_err(|e| TokenizerError::Tokenizers { file: "<artifact>".into(), message: e.to_string() })?;
-        let s = &tokenizer.special;
         Ok(TokenizerRecord {
             tokenizer_json,
-            bos: s.bos,
-            eos: s.eos,
-            pad: s.pad,
-            add_bos: s.add_bos,
-            bos_text: s.bos_text.clone(),
-            eos_text: s.eos_text.clone(),
+            special: tokenizer.special.clone(),
             chat_template: tokenizer.chat_template.as_ref().map(|t| t.source().to_string()),
         })
     }
@@ -92,14 +77,7 @@ impl TokenizerRecord {
     pub fn to_model_tokenizer(&self, file: &str) -> Result<ModelTokenizer, ModelError> {
         let tokenizer = Tokenizer::from_str(&self.tokenizer_json)
             .map_err(|e| TokenizerError::Tokenizers { file: file.into(), message: e.to_string() })?;
-        let special = SpecialTokens {
-            bos: self.bos,
-            eos: self.eos,
-            pad: self.pad,
-            add_bos: self.add_bos,
-            bos_text: self.bos_text.clone(),
-            eos_text: self.eos_text.clone(),
-        };
+        let special = self.special.clone();
         let chat_template = self.chat_template.clone().map(|source| ChatTemplate::new(source, &special));
         Ok(ModelTokenizer { tokenizer, special, chat_template })
     }

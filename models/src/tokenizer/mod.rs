@@ -53,7 +53,7 @@ pub enum TokenizerError {
 }
 
 /// The ids a generator needs besides the tokenizer itself.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SpecialTokens {
     /// Beginning-of-sequence id.
     pub bos: Option<u32>,
