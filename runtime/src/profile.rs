@@ -62,6 +62,22 @@ pub(crate) struct Timer {
     written: bool,
 }
 
+/// The buffer query sets resolve into and the mappable one it is copied to, `bytes` each.
+fn timestamp_buffers(device: &wgpu::Device, label: &str, bytes: u64) -> (wgpu::Buffer, wgpu::Buffer) {
+    let buffer = |label: &str, usage| {
+        device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: bytes,
+            usage,
+            mapped_at_creation: false,
+        })
+    };
+    let resolved = buffer(label, wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC);
+    let staging =
+        buffer(&format!("{label} staging"), wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST);
+    (resolved, staging)
+}
+
 /// Bytes of two resolved timestamps.
 const TIMESTAMP_BYTES: u64 = 2 * wgpu::QUERY_SIZE as u64;
 
@@ -72,28 +88,15 @@ impl Timer {
             return Ok(None);
         }
         scoped(device, || {
-            let buffer = |label, usage| {
-                device.create_buffer(&wgpu::BufferDescriptor {
-                    label: Some(label),
-                    size: TIMESTAMP_BYTES,
-                    usage,
-                    mapped_at_creation: false,
-                })
-            };
+            let (resolved, staging) = timestamp_buffers(device, "tessera timestamps", TIMESTAMP_BYTES);
             Some(Timer {
                 queries: device.create_query_set(&wgpu::QuerySetDescriptor {
                     label: Some("tessera pass timestamps"),
                     ty: wgpu::QueryType::Timestamp,
                     count: 2,
                 }),
-                resolved: buffer(
-                    "tessera timestamps",
-                    wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
-                ),
-                staging: buffer(
-                    "tessera timestamps staging",
-                    wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                ),
+                resolved,
+                staging,
                 period: queue.get_timestamp_period(),
                 written: false,
             })
@@ -193,25 +196,12 @@ impl DispatchProfiler {
                     })
                 })
                 .collect();
-            let buffer = |label, usage| {
-                device.create_buffer(&wgpu::BufferDescriptor {
-                    label: Some(label),
-                    size: bytes,
-                    usage,
-                    mapped_at_creation: false,
-                })
-            };
+            let (resolved, staging) = timestamp_buffers(device, "tessera dispatch timestamps", bytes);
             DispatchProfiler {
                 mode,
                 sets,
-                resolved: buffer(
-                    "tessera dispatch timestamps",
-                    wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
-                ),
-                staging: buffer(
-                    "tessera dispatch timestamps staging",
-                    wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                ),
+                resolved,
+                staging,
                 period: f64::from(queue.get_timestamp_period()),
                 dispatches,
                 track: TRACKS.fetch_add(1, Ordering::Relaxed),
