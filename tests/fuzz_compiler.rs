@@ -270,7 +270,8 @@ fn norm_prologue_and_epilogues_of_quantized_gemv_match() {
         let (bits, group) = [(4u32, 32usize), (4, 8), (8, 32), (4, 64)][seed as usize % 4];
         let k = [64, 128, 192, 576, 2112][r.random_range(0..5)];
         let n = r.random_range(1..40);
-        let kernels = check_norm_gemvs(gpu, &mut r, Case { m, k, n, bits, group });
+        let kernels =
+            check_norm_gemvs(gpu, &mut r, Case { m, k, n, weights: Weights::Quant { bits, group } });
         if m <= 8 {
             assert_eq!(kernels.len(), 3, "rms into 3 gemvs, silu*mul and add as epilogues: {kernels:?}");
         }
@@ -283,16 +284,47 @@ fn norm_prologue_and_epilogues_of_quantized_gemv_match() {
 #[test]
 fn every_quantized_gemv_kernel_matches() {
     let Some(gpu) = gpu() else { return };
+    let q = |bits, group| Weights::Quant { bits, group };
     let cases = [
-        (Case { m: 1, k: 2112, n: 17, bits: 4, group: 32 }, "gemv4s"),
-        (Case { m: 1, k: 8224, n: 5, bits: 4, group: 32 }, "gemv4s"),
-        (Case { m: 3, k: 2112, n: 9, bits: 8, group: 32 }, "gemv4s"),
-        (Case { m: 8, k: 2112, n: 6, bits: 4, group: 32 }, "gemv4_"),
-        (Case { m: 2, k: 576, n: 11, bits: 4, group: 8 }, "gemv_"),
+        (Case { m: 1, k: 2112, n: 17, weights: q(4, 32) }, "gemv4s"),
+        (Case { m: 1, k: 8224, n: 5, weights: q(4, 32) }, "gemv4s"),
+        (Case { m: 3, k: 2112, n: 9, weights: q(8, 32) }, "gemv4s"),
+        (Case { m: 8, k: 2112, n: 6, weights: q(4, 32) }, "gemv4_"),
+        (Case { m: 2, k: 576, n: 11, weights: q(4, 8) }, "gemv_"),
     ];
     for (i, (case, kernel)) in cases.into_iter().enumerate() {
         let kernels = check_norm_gemvs(gpu, &mut rng(100 + i as u64), case);
         assert!(kernels.iter().any(|k| k.contains(kernel)), "{case:?} runs {kernels:?}, expected {kernel}");
+    }
+}
+
+/// Dense weights (f32 or f16 `[N, K]` rows, read through a transpose and a cast) in the gemv
+/// for up to 8 rows of x, with the same fused RMSNorm prologue and epilogues as the quantized
+/// ones; more rows run the tiled matmul loading the transposed B tile along K. Every chunk kernel:
+/// x staged in one tile and in several (K = 8224; 8 rows of K = 4096).
+#[test]
+fn dense_gemv_and_transposed_matmul_match() {
+    let Some(gpu) = gpu() else { return };
+    for (i, dtype) in [DType::F32, DType::F16].into_iter().enumerate() {
+        let d = Weights::Dense(dtype);
+        let cases = [
+            (Case { m: 1, k: 576, n: 37, weights: d }, "dense_gemv4s"),
+            (Case { m: 1, k: 8224, n: 5, weights: d }, "dense_gemv4s"),
+            (Case { m: 3, k: 2112, n: 9, weights: d }, "dense_gemv4s"),
+            (Case { m: 8, k: 4096, n: 6, weights: d }, "dense_gemv4s"),
+            (Case { m: 9, k: 200, n: 70, weights: d }, "matmul_f32"),
+            (Case { m: 70, k: 64, n: 33, weights: d }, "matmul_f32"),
+        ];
+        for (j, (case, kernel)) in cases.into_iter().enumerate() {
+            let kernels = check_norm_gemvs(gpu, &mut rng(200 + 10 * i as u64 + j as u64), case);
+            assert!(
+                kernels.iter().any(|k| k.contains(kernel)),
+                "{case:?} runs {kernels:?}, expected {kernel}"
+            );
+            if case.m <= 8 {
+                assert_eq!(kernels.len(), 3, "rms into 3 gemvs, silu*mul and add fused: {kernels:?}");
+            }
+        }
     }
 }
 
@@ -301,24 +333,40 @@ struct Case {
     m: usize,
     k: usize,
     n: usize,
-    bits: u32,
-    group: usize,
+    weights: Weights,
+}
+
+/// How the test's linear weights are stored.
+#[derive(Clone, Copy, Debug)]
+enum Weights {
+    /// Affine-quantized `bits`-bit codes, `group` per scale and bias.
+    Quant { bits: u32, group: usize },
+    /// Float `[N, K]` rows of this dtype, multiplied as `x @ cast(w)^T`.
+    Dense(DType),
 }
 
 /// `down(silu(gate(x)) * up(x)) + res` with `x = rms_norm(h)`, on the GPU against the
 /// interpreter; returns the names of the kernels the plan dispatches.
 fn check_norm_gemvs(gpu: &tessera::layers::runtime::Gpu, r: &mut StdRng, case: Case) -> Vec<String> {
-    let Case { m, k, n, bits, group } = case;
+    let Case { m, k, n, weights } = case;
     let mut g = Graph::new();
     let h = g.input("h", [m, k], DType::F32);
     let w = g.param("norm", [k], DType::F32);
     let x = g.add(Op::RmsNorm { eps: float(1e-5).expect("eps") }, &[h, w]).expect("rms");
-    let proj = |g: &mut Graph, i: usize| {
-        let words = g.param(&format!("w{i}"), [n, k * bits as usize / 32], DType::U32);
-        let sc = g.param(&format!("s{i}"), [n, k / group], DType::F32);
-        let b = g.param(&format!("b{i}"), [n, k / group], DType::F32);
-        let op = Op::QuantMatMul { bits, group_size: group as u32 };
-        g.add(op, &[x, words, sc, b]).expect("quant_matmul")
+    let proj = |g: &mut Graph, i: usize| match weights {
+        Weights::Quant { bits, group } => {
+            let words = g.param(&format!("w{i}"), [n, k * bits as usize / 32], DType::U32);
+            let sc = g.param(&format!("s{i}"), [n, k / group], DType::F32);
+            let b = g.param(&format!("b{i}"), [n, k / group], DType::F32);
+            let op = Op::QuantMatMul { bits, group_size: group as u32 };
+            g.add(op, &[x, words, sc, b]).expect("quant_matmul")
+        }
+        Weights::Dense(dtype) => {
+            let w = g.param(&format!("w{i}"), [n, k], dtype);
+            let w = g.add(Op::Cast { to: DType::F32 }, &[w]).expect("cast");
+            let wt = g.add(Op::Permute { perm: vec![1, 0] }, &[w]).expect("permute");
+            g.add(Op::MatMul, &[x, wt]).expect("matmul")
+        }
     };
     let gate = proj(&mut g, 0);
     let up = proj(&mut g, 1);
@@ -335,6 +383,7 @@ fn check_norm_gemvs(gpu: &tessera::layers::runtime::Gpu, r: &mut StdRng, case: C
                 .map(|_| match dtype {
                     DType::U32 => r.random_range(0..u32::MAX) as f64,
                     _ if name.starts_with('s') => r.random_range(0.005..0.02),
+                    _ if name.starts_with('w') => dtype.round(r.random_range(-0.1..0.1)),
                     _ => r.random_range(-1.0..1.0),
                 })
                 .collect();

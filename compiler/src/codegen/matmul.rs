@@ -1,12 +1,16 @@
 //! Batched matmul with broadcast batch dimensions: the tiled hand kernel `wgsl/matmul.wgsl`,
 //! specialised by tile sizes that fit the device's invocation and workgroup-memory limits.
+//! A right operand that is the transpose of an `[N, K]` matrix (linear weights, f32 or f16) is
+//! read as rows: a few rows of x run the gemv, more load the B tile along K.
 //! The register-block loop is where a cooperative-matrix micro-kernel can be swapped in later.
 
+use super::gemv::{GEMV_MAX_ROWS, GemvWeights, gemv};
 use super::grid::Grid;
 use super::index::{Affine, offset_fn};
 use super::writer::PRELUDE;
 use super::{KernelWriter, Launch, Target, Value};
 use crate::CompileError;
+use tessera_ir::{DType, Op};
 
 const MATMUL: &str = include_str!("../wgsl/matmul.wgsl");
 const IDS: &str = include_str!("../wgsl/ids.wgsl");
@@ -37,6 +41,11 @@ impl Tile {
         4 * self.bk * (self.bm + self.bn)
     }
 
+    /// Workgroup memory of `matmul.wgsl`'s tiles, each row padded by one element.
+    pub fn padded_workgroup_bytes(&self) -> u32 {
+        4 * self.bk * (self.bm + self.bn + 2)
+    }
+
     /// The largest tile the device allows (64x64 with 4x4 per invocation on the portable floor).
     pub fn for_target(target: &Target) -> Result<Tile, CompileError> {
         let l = &target.profile.limits;
@@ -50,7 +59,8 @@ impl Tile {
         candidates
             .into_iter()
             .find(|t| {
-                t.threads() <= threads_cap && t.workgroup_bytes() <= l.max_compute_workgroup_storage_size
+                t.threads() <= threads_cap
+                    && t.padded_workgroup_bytes() <= l.max_compute_workgroup_storage_size
             })
             .ok_or(CompileError::Limit {
                 what: "matmul: workgroup memory for the smallest tile (bytes)".into(),
@@ -60,11 +70,34 @@ impl Tile {
     }
 }
 
+/// The `[N, K]` matrix a 2-D right operand reads as its transpose: the only leaf of a fused
+/// prologue that is one `[1, 0]` permute and at most a widening cast to f32.
+pub fn transposed_rows(target: &Target) -> Option<Value> {
+    let fusion = target.fusion.as_ref()?;
+    let p = fusion.prologues.get(1)?.as_ref()?;
+    let [leaf] = p.leaves.as_slice() else { return None };
+    let permutes = p.ops.iter().filter(|o| matches!(&o.op, Op::Permute { perm } if perm == &[1, 0])).count();
+    let only_views = p.ops.iter().all(|o| match &o.op {
+        Op::Permute { perm } => perm == &[1, 0],
+        Op::Cast { to } => *to == DType::F32,
+        _ => false,
+    });
+    (leaf.shape.len() == 2 && leaf.dtype.is_float() && permutes == 1 && only_views).then(|| leaf.clone())
+}
+
 /// `[..., m, k] x [..., k, n] -> [..., m, n]` with broadcast batch dimensions.
 pub fn matmul(target: &Target, a: &Value, b: &Value, out: &Value) -> Result<Launch, CompileError> {
-    let tile = Tile::for_target(target)?;
     let (ra, rb, ro) = (a.shape.len(), b.shape.len(), out.shape.len());
     let (m, k, n) = (a.shape[ra - 2], a.shape[ra - 1], b.shape[rb - 1]);
+    let rows = transposed_rows(target).filter(|_| rb == 2);
+    if let Some(w) = &rows {
+        let x_rows = a.numel() / k.max(1);
+        let weights = GemvWeights::Dense(w);
+        if x_rows <= GEMV_MAX_ROWS && weights.has_chunks() {
+            return gemv(target, x_rows, k, a, weights, out);
+        }
+    }
+    let tile = Tile::for_target(target)?;
     let batch_shape = &out.shape[..ro - 2];
     let batch: usize = batch_shape.iter().product();
     let name = format!("matmul_{}_{}x{}", a.dtype.name(), tile.bm, tile.bn);
@@ -97,6 +130,8 @@ pub fn matmul(target: &Target, a: &Value, b: &Value, out: &Value) -> Result<Laun
         a.strides.iter_mut().for_each(|s| *s *= matrix);
         a
     };
+    // B read as rows loads its tile along K (coalesced in the [N, K] matrix).
+    w.constant("B_KMAJOR", u32::from(rows.is_some()));
     w.function(&offset_fn("a_batch", batch_shape, &scaled(a, ra, m * k)));
     w.function(&offset_fn("b_batch", batch_shape, &scaled(b, rb, k * n)));
     let ab = w.read(a.dtype, a.storage);
@@ -104,8 +139,14 @@ pub fn matmul(target: &Target, a: &Value, b: &Value, out: &Value) -> Result<Laun
     let cb = w.write(out.dtype, out.storage);
     w.load_fn("load_a", &ab);
     w.load_fn("load_b", &bb);
+    if w.has_norm() {
+        return Err(CompileError::Unsupported {
+            op: "matmul".into(),
+            reason: "a fused RMSNorm prologue needs the gemv (the tiled kernel does not scale rows)".into(),
+        });
+    }
     w.store_fn("store_c", &cb);
-    w.workgroup_bytes(tile.workgroup_bytes());
+    w.workgroup_bytes(tile.padded_workgroup_bytes());
     w.include(PRELUDE);
     w.include(IDS);
     w.include(MATMUL);

@@ -4,6 +4,7 @@
 
 pub mod attention;
 pub mod elementwise;
+pub mod gemv;
 pub mod grid;
 pub mod index;
 pub mod matmul;

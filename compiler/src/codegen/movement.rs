@@ -141,8 +141,10 @@ pub fn gather(target: &Target, table: &Value, indices: &Value, out: &Value) -> R
         }
     };
     w.constant("ROW", row_len.max(1) as u32);
-    let body =
-        vec![format!("let row = {clamped};"), o.store_raw("idx", &t.load_raw("row * ROW + idx % ROW"))];
+    let at = "row * ROW + idx % ROW";
+    // A fused epilogue (a cast of the rows) takes the compute type; a plain gather copies bits.
+    let store = if o.call { o.store("idx", &t.load(at)) } else { o.store_raw("idx", &t.load_raw(at)) };
+    let body = vec![format!("let row = {clamped};"), store];
     Ok(Launch { kernel: w.finish_per_element(n, grid.grid_x, &body), workgroups: grid.workgroups })
 }
 

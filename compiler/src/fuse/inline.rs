@@ -159,7 +159,11 @@ impl Emitter<'_> {
             return Ok(v.clone());
         }
         let expr = match src {
-            Src::Acc => "v".to_string(),
+            // The host's value as its dtype holds it (an f16 result is rounded before use).
+            Src::Acc => match self.inline.acc.as_ref().map(|a| a.dtype) {
+                Some(tessera_ir::DType::F16) => "round_f16(v)".to_string(),
+                _ => "v".to_string(),
+            },
             Src::Leaf(j) => {
                 let index = flat(at, &self.inline.leaves[j].shape);
                 self.leaves[j].load(&index)

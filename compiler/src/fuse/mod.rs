@@ -6,7 +6,7 @@
 //!   and so does any elementwise chain feeding a quantized matmul's x (SwiGLU before down_proj);
 //! - an RMSNorm read only by quantized gemvs becomes their prologue (row scale computed once
 //!   per workgroup, then applied on each load);
-//! - an elementwise consumer of a matmul/reduction/norm/attention/rope output, of the same
+//! - an elementwise consumer of a matmul/reduction/norm/attention/rope/gather output, of the same
 //!   shape and its only user, becomes that kernel's `store_y` epilogue (residual add, SwiGLU).
 //!
 //! Every kernel stays within the profile's storage-buffer limit: an over-wide group is split
@@ -16,9 +16,9 @@ pub mod codegen;
 pub mod inline;
 
 use crate::DeviceProfile;
-use crate::codegen::quant::GEMV_MAX_ROWS;
+use crate::codegen::gemv::GEMV_MAX_ROWS;
 use crate::cost::kernel_is_legal;
-use tessera_ir::{DType, Graph, NodeId, Op};
+use tessera_ir::{DType, Graph, Node, NodeId, Op};
 
 /// Where an inlined value may appear.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -135,8 +135,10 @@ impl Schedule {
 /// Ops a value may be inlined as, and in which context.
 fn inline_kind(op: &Op) -> Ctx {
     match op {
-        Op::Unary(_) | Op::Binary(_) | Op::Where | Op::Cast { .. } => Ctx::Full,
+        Op::Unary(_) | Op::Binary(_) | Op::Where => Ctx::Full,
         Op::Reshape { .. } | Op::Permute { .. } | Op::Broadcast { .. } | Op::Slice { .. } => Ctx::Views,
+        // A conversion per load costs what index math does (f16 weights read by a matmul).
+        Op::Cast { .. } => Ctx::Views,
         // Index math plus a few flops per element (two loads of x, one of cos and sin).
         Op::Constant { .. } | Op::Iota { .. } | Op::Rope { .. } => Ctx::Views,
         Op::Input { .. }
@@ -157,9 +159,12 @@ fn inline_kind(op: &Op) -> Ctx {
     }
 }
 
-/// What a (non-inlined) kernel of `op` accepts inline at operand `slot`.
-fn accepts(op: &Op, slot: usize, in_place: bool) -> Ctx {
+/// What a (non-inlined) kernel of `op` accepts inline at operand `slot`; `gemv` marks a matmul
+/// the dense gemv runs (see [`dense_gemv`]).
+fn accepts(op: &Op, slot: usize, in_place: bool, gemv: bool) -> Ctx {
     match op {
+        // The gemv reads x once per row block, as the quantized matmuls do.
+        Op::MatMul if gemv && slot == 0 => Ctx::Full,
         Op::Unary(_) | Op::Binary(_) | Op::Where | Op::Cast { .. } => Ctx::Full,
         Op::Permute { .. } | Op::Broadcast { .. } | Op::Slice { .. } => Ctx::Full,
         // Hand kernels read operands through `load` functions, some elements many times.
@@ -183,7 +188,30 @@ fn accepts(op: &Op, slot: usize, in_place: bool) -> Ctx {
     }
 }
 
-/// Hand kernels that store through `store_y`/`store_c`, so an epilogue can replace the store.
+/// True for a matmul the dense gemv runs (`codegen::matmul`): at most [`GEMV_MAX_ROWS`] rows of
+/// f32 x times the transpose of a 2-D float matrix (possibly widened from f16 by a cast) whose
+/// rows are whole 16-byte chunks in either storage (K a multiple of 8).
+fn dense_gemv(graph: &Graph, node: &Node) -> bool {
+    if node.op != Op::MatMul || node.dtype != DType::F32 {
+        return false;
+    }
+    let b = graph.node(node.inputs[1]);
+    let Op::Permute { perm } = &b.op else { return false };
+    let mut w = graph.node(b.inputs[0]);
+    if let Op::Cast { to: DType::F32 } = w.op {
+        w = graph.node(w.inputs[0]);
+    }
+    let k = b.shape.dims()[0];
+    let x_rows = graph.node(node.inputs[0]).shape.numel() / k.max(1);
+    perm == &[1, 0]
+        && w.shape.rank() == 2
+        && w.dtype.is_float()
+        && k.is_multiple_of(8)
+        && x_rows <= GEMV_MAX_ROWS
+}
+
+/// Kernels that store through a binding an epilogue can replace (`store_y`/`store_c` of the hand
+/// kernels, the gathers' per-element store: a dequantized f16 row widened as it is stored).
 fn hosts_epilogue(op: &Op) -> bool {
     match op {
         Op::MatMul
@@ -193,7 +221,9 @@ fn hosts_epilogue(op: &Op) -> bool {
         | Op::RmsNorm { .. }
         | Op::LayerNorm { .. }
         | Op::Attention { .. }
-        | Op::Rope { .. } => true,
+        | Op::Rope { .. }
+        | Op::Gather
+        | Op::QuantGather { .. } => true,
         Op::Input { .. }
         | Op::Param { .. }
         | Op::Constant { .. }
@@ -207,11 +237,9 @@ fn hosts_epilogue(op: &Op) -> bool {
         | Op::Broadcast { .. }
         | Op::Slice { .. }
         | Op::Concat { .. }
-        | Op::Gather
         | Op::State { .. }
         | Op::Iota { .. }
-        | Op::WriteSlice { .. }
-        | Op::QuantGather { .. } => false,
+        | Op::WriteSlice { .. } => false,
     }
 }
 
@@ -233,21 +261,20 @@ pub fn schedule(graph: &Graph, profile: &DeviceProfile, live: &[bool], in_place:
     }
     let mut s = Schedule::unfused(n);
     let mut ctx_of = vec![Ctx::None; n];
+    let gemv: Vec<bool> = nodes.iter().map(|node| dense_gemv(graph, node)).collect();
     for i in (0..n).rev() {
         let node = &nodes[i];
         if let Op::RmsNorm { .. } = node.op {
             // Into the prologue of the quantized gemvs reading it (each computes the row scale once).
-            let gemv = |&(u, slot): &(NodeId, usize)| {
+            let reads_as_gemv = |&(u, slot): &(NodeId, usize)| {
                 let x = &nodes[u.index()];
                 let k = node.shape.dims().last().copied().unwrap_or(0).max(1);
-                slot == 0
-                    && !s.inlined[u.index()]
-                    && matches!(x.op, Op::QuantMatMul { .. })
-                    && node.shape.numel() / k <= GEMV_MAX_ROWS
+                let quant = matches!(x.op, Op::QuantMatMul { .. }) && node.shape.numel() / k <= GEMV_MAX_ROWS;
+                slot == 0 && !s.inlined[u.index()] && (quant || gemv[u.index()])
             };
             let weight_is_row = nodes[node.inputs[1].index()].shape.rank() == 1;
             if live[i] && !is_output[i] && node.dtype == DType::F32 && weight_is_row && !users[i].is_empty() {
-                s.inlined[i] = users[i].iter().all(gemv);
+                s.inlined[i] = users[i].iter().all(reads_as_gemv);
             }
             continue;
         }
@@ -260,7 +287,7 @@ pub fn schedule(graph: &Graph, profile: &DeviceProfile, live: &[bool], in_place:
             let c = if s.inlined[u.index()] {
                 ctx_of[u.index()]
             } else {
-                accepts(&nodes[u.index()].op, slot, in_place[u.index()])
+                accepts(&nodes[u.index()].op, slot, in_place[u.index()], gemv[u.index()])
             };
             ctx = ctx.min(c);
         }

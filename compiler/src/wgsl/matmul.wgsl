@@ -2,9 +2,14 @@
 // BM x BN tile of C, each invocation a TM x TN register block (rows ty + i*(BM/TM), columns
 // tx + j*(BN/TN)), stepping K by BK; f32 accumulation, bounds-checked for any M, N, K.
 // Generated above: M, N, K, BM, BN, BK, TM, TN, WG, TILES_M, TILES_N, GROUPS, GRID_X,
-// a_batch, b_batch (batch offsets with broadcasting), load_a, load_b, store_c.
-var<workgroup> a_tile: array<f32, BK * BM>;
-var<workgroup> b_tile: array<f32, BK * BN>;
+// B_KMAJOR (B is the transpose of an [N, K] matrix: load its tile along K), a_batch, b_batch
+// (batch offsets with broadcasting), load_a, load_b, store_c.
+
+// Tile rows padded by one element: invocations storing down a tile column hit distinct banks.
+const BMP: u32 = BM + 1u;
+const BNP: u32 = BN + 1u;
+var<workgroup> a_tile: array<f32, BK * BMP>;
+var<workgroup> b_tile: array<f32, BK * BNP>;
 
 @compute @workgroup_size(WG)
 fn main(ids: Ids) {
@@ -31,26 +36,30 @@ fn main(ids: Ids) {
             if (row0 + r < M && k0 + kk < K) {
                 v = load_a(a_base + (row0 + r) * K + k0 + kk);
             }
-            a_tile[kk * BM + r] = v;
+            a_tile[kk * BMP + r] = v;
         }
         for (var i = ids.lid; i < BK * BN; i = i + WG) {
-            let kk = i / BN;
-            let c = i % BN;
+            var kk = i / BN;
+            var c = i % BN;
+            if (B_KMAJOR == 1u) {
+                kk = i % BK;
+                c = i / BK;
+            }
             var v = 0.0;
             if (k0 + kk < K && col0 + c < N) {
                 v = load_b(b_base + (k0 + kk) * N + col0 + c);
             }
-            b_tile[kk * BN + c] = v;
+            b_tile[kk * BNP + c] = v;
         }
         workgroupBarrier();
         for (var kk = 0u; kk < BK; kk = kk + 1u) {
             var a_reg: array<f32, TM>;
             var b_reg: array<f32, TN>;
             for (var i = 0u; i < TM; i = i + 1u) {
-                a_reg[i] = a_tile[kk * BM + ty + i * (BM / TM)];
+                a_reg[i] = a_tile[kk * BMP + ty + i * (BM / TM)];
             }
             for (var j = 0u; j < TN; j = j + 1u) {
-                b_reg[j] = b_tile[kk * BN + tx + j * (BN / TN)];
+                b_reg[j] = b_tile[kk * BNP + tx + j * (BN / TN)];
             }
             for (var i = 0u; i < TM; i = i + 1u) {
                 for (var j = 0u; j < TN; j = j + 1u) {

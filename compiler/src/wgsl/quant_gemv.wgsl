@@ -4,9 +4,9 @@
 // scale * sum(code * x) + bias * sum(x) to the register partial of (row, m), dequantizing in
 // registers. The R * M partials are then summed over the workgroup. With a fused RMSNorm (NORM),
 // load_x gives x * weight, the invocations of row 0 also sum the squares of the x they load, and
-// the row's 1/rms scales the total at the end (as in quant_gemv4.wgsl). Generated above: M, N, K,
+// the row's 1/rms scales the total at the end (as in gemv_chunks.wgsl). Generated above: M, N, K,
 // R, RM (= R * M), SLOTS, BITS, PER_WORD, WORDS, GROUP, ROW_GROUPS, WG, GRID_X, load_x, load_w,
-// load_scale, load_bias, NORM, norm_sq, and finish_rows (quant_gemv_common.wgsl: the workgroup
+// load_scale, load_bias, NORM, norm_sq, and finish_rows (gemv_common.wgsl: the workgroup
 // sum and the stores).
 @compute @workgroup_size(WG)
 fn main(ids: Ids) {

@@ -1,40 +1,21 @@
-// Quantized gemv over vec4 words with x staged in workgroup memory (decode: M <= 8 rows of x):
-// y[m, n] = sum_k x[m, k] * (scale * code + bias) for R output rows n per workgroup. x goes
-// through workgroup memory in tiles of TILE chunks: the invocations load it coalesced (applying
-// a fused prologue once per element), one padding vec4 after each chunk so the per-chunk vec4
-// reads below hit distinct banks. Invocation `lid` then takes chunks v = lid, lid + WG, ... of
-// the tile for all R rows, dequantizing in registers (weights fetched one chunk ahead). With a fused RMSNorm (NORM), load_x gives
-// x * weight and the staging sums the squares, so the row's 1/rms scales the total at the end.
-// Generated above: M, N, K, R, RM (= R * M), SLOTS (RM, plus M with NORM), BITS, PER_WORD, VECS
-// (chunks per row), CODES (codes per chunk), GROUP, ROW_GROUPS, TILE, WG, GRID_X, load_x,
-// load_w4, load_scale, load_bias, NORM, norm_sq, and from quant_gemv_common.wgsl quad and
-// finish_rows (the workgroup sum and the stores).
+// Gemv over 16-byte weight chunks with x staged in workgroup memory (decode: M <= 8 rows of x):
+// y[m, n] = sum_k x[m, k] * w[n, k] for R output rows n per workgroup. x goes through workgroup
+// memory in tiles of TILE chunks: the invocations load it coalesced (applying a fused prologue
+// once per element), one padding vec4 after each chunk so the per-chunk vec4 reads below hit
+// distinct banks. Invocation `lid` then takes chunks v = lid, lid + WG, ... of the tile for all R
+// rows, the chunk format (gemv_chunk_quant.wgsl or gemv_chunk_dense.wgsl) turning each into
+// values in registers (weights fetched one chunk ahead). With a fused RMSNorm (NORM), load_x
+// gives x * weight and the staging sums the squares, so the row's 1/rms scales the total at the
+// end. Generated above: M, N, K, R, RM (= R * M), SLOTS (RM, plus M with NORM), VECS (chunks per
+// row), CODES (values per chunk), TILE, WG, GRID_X, load_x, NORM, norm_sq, the chunk format
+// (Chunk, fetch, weights4, row_dot) and finish_rows (gemv_common.wgsl: the workgroup sum and
+// the stores).
 
 // Vec4s of x per chunk, and per staged chunk with its padding.
 const XQ: u32 = CODES / 4u;
 const XQ_PAD: u32 = XQ + 1u;
 
 var<workgroup> xs: array<vec4<f32>, M * TILE * XQ_PAD>;
-
-// The R rows' weights, scales and biases of chunk `v`.
-struct Chunk {
-    w: array<vec4<u32>, R>,
-    scale: array<f32, R>,
-    bias: array<f32, R>,
-}
-
-fn fetch(n0: u32, v: u32) -> Chunk {
-    var c: Chunk;
-    let g = v * CODES / GROUP;
-    for (var r = 0u; r < R; r = r + 1u) {
-        // Rows past N (the last workgroup) repeat row N - 1 and are never stored.
-        let n = min(n0 + r, N - 1u);
-        c.w[r] = load_w4(n * VECS + v);
-        c.scale[r] = load_scale(n * ROW_GROUPS + g);
-        c.bias[r] = load_bias(n * ROW_GROUPS + g);
-    }
-    return c;
-}
 
 @compute @workgroup_size(WG)
 fn main(ids: Ids) {
@@ -77,12 +58,12 @@ fn main(ids: Ids) {
                     let x = xs[(m * TILE + v - c0) * XQ_PAD + j];
                     xsum = xsum + x;
                     for (var r = 0u; r < R; r = r + 1u) {
-                        dots[r] = dots[r] + dot(quad(c.w[r][j / QUADS], j % QUADS), x);
+                        dots[r] = dots[r] + dot(weights4(c, r, j), x);
                     }
                 }
                 let s = xsum.x + xsum.y + xsum.z + xsum.w;
                 for (var r = 0u; r < R; r = r + 1u) {
-                    acc[r * M + m] = acc[r * M + m] + c.scale[r] * dots[r] + c.bias[r] * s;
+                    acc[r * M + m] = acc[r * M + m] + row_dot(c, r, dots[r], s);
                 }
             }
         }

@@ -1,0 +1,258 @@
+//! Gemv for decode (at most [`GEMV_MAX_ROWS`] rows of x): `y[m, n] = sum_k x[m, k] * w[n, k]`
+//! over weights stored as rows `[N, K]`, either affine-quantized ([`Packed`]) or dense f32/f16
+//! (a matmul whose right operand is the transpose of such a matrix). One kernel skeleton
+//! (`gemv_chunks.wgsl`, `gemv_staged.wgsl`) reads 16-byte chunks of R rows per workgroup; a chunk
+//! format (`gemv_chunk_quant.wgsl`, `gemv_chunk_dense.wgsl`) turns a chunk into values.
+
+use super::grid::Grid;
+use super::quant::Packed;
+use super::reduce::row_workgroup_size;
+use super::writer::PRELUDE;
+use super::{KernelWriter, Launch, Storage, Target, Value};
+use crate::CompileError;
+
+const IDS: &str = include_str!("../wgsl/ids.wgsl");
+const IDS_SUBGROUP: &str = include_str!("../wgsl/ids_subgroup.wgsl");
+const WORDS: &str = include_str!("../wgsl/quant_gemv.wgsl");
+const CHUNKS: &str = include_str!("../wgsl/gemv_chunks.wgsl");
+const STAGED: &str = include_str!("../wgsl/gemv_staged.wgsl");
+const COMMON: &str = include_str!("../wgsl/gemv_common.wgsl");
+const QUANT_CHUNK: &str = include_str!("../wgsl/gemv_chunk_quant.wgsl");
+const DENSE_CHUNK: &str = include_str!("../wgsl/gemv_chunk_dense.wgsl");
+const SLOTS: &str = include_str!("../wgsl/slots_reduce.wgsl");
+const SLOTS_SUBGROUP: &str = include_str!("../wgsl/slots_reduce_subgroup.wgsl");
+
+/// Rows of x up to which the gemv kernel runs (each invocation keeps `R * M` partials).
+pub const GEMV_MAX_ROWS: usize = 8;
+
+/// Output rows per gemv workgroup of the word kernel.
+const GEMV_ROWS_PER_GROUP: usize = 4;
+
+/// Workgroups the chunk kernels keep for small matrices by taking fewer rows per workgroup.
+const MIN_GEMV_WORKGROUPS: usize = 512;
+
+/// The `[N, K]` weights a gemv reads.
+#[derive(Clone, Copy, Debug)]
+pub enum GemvWeights<'a> {
+    /// Affine-quantized codes with per-group scales and biases.
+    Packed(&'a Packed<'a>),
+    /// Dense float rows, f32 or f16 as stored.
+    Dense(&'a Value),
+}
+
+impl GemvWeights<'_> {
+    /// Output rows N.
+    fn rows(&self) -> usize {
+        match self {
+            GemvWeights::Packed(p) => p.w.shape[0],
+            GemvWeights::Dense(w) => w.shape[0],
+        }
+    }
+
+    /// Values per 16-byte chunk.
+    fn codes(&self) -> usize {
+        match self {
+            GemvWeights::Packed(p) => 4 * p.per_word(),
+            GemvWeights::Dense(w) => 16 / w.storage.bytes() as usize,
+        }
+    }
+
+    /// Chunks per row, when every row is whole chunks (each in one quantization group).
+    fn vecs(&self) -> Option<usize> {
+        match self {
+            GemvWeights::Packed(p) => p.chunks_fit().then(|| p.w.shape[1] / 4),
+            GemvWeights::Dense(w) => {
+                w.shape[1].is_multiple_of(self.codes()).then(|| w.shape[1] / self.codes())
+            }
+        }
+    }
+
+    /// True when the chunk kernels can read every row (the dense weights have no other kernel).
+    pub fn has_chunks(&self) -> bool {
+        self.vecs().is_some()
+    }
+
+    /// The kernel's name: the weight format around the kernel `kind`.
+    fn kernel_name(&self, kind: &str) -> String {
+        match self {
+            GemvWeights::Packed(p) => format!("quant_{kind}_q{}g{}", p.bits, p.group_size),
+            GemvWeights::Dense(w) => format!("dense_{kind}_{}", w.storage.dtype().name()),
+        }
+    }
+
+    /// Binds the weights (after x) and defines what the chunk format reads them through.
+    fn bind(&self, w: &mut KernelWriter, target: &Target, chunks: bool) -> Result<(), CompileError> {
+        match self {
+            GemvWeights::Packed(p) => p.bind_as(w, target, "quant_matmul", chunks),
+            GemvWeights::Dense(v) => {
+                target.check_numel("gemv weights", v.numel())?;
+                let vecs = self.vecs().ok_or_else(|| CompileError::Unsupported {
+                    op: "matmul".into(),
+                    reason: format!("gemv rows of {} values are not whole 16-byte chunks", v.shape[1]),
+                })?;
+                w.constant("VECS", target.check_numel("gemv weights", vecs)?);
+                w.constant("CODES", self.codes() as u32);
+                w.read_words4("load_w4");
+                let unpack = match v.storage {
+                    Storage::F16 => "vec4<f32>(unpack2x16float(w[2u * j]), unpack2x16float(w[2u * j + 1u]))",
+                    _ => "bitcast<vec4<f32>>(w)",
+                };
+                w.function(&format!("fn unpack4(w: vec4<u32>, j: u32) -> vec4<f32> {{ return {unpack}; }}"));
+                Ok(())
+            }
+        }
+    }
+}
+
+/// `x [M, K] @ w[N, K]^T -> [M, N]` for `m <= GEMV_MAX_ROWS` rows of x.
+pub fn gemv(
+    target: &Target,
+    m: usize,
+    k: usize,
+    x: &Value,
+    weights: GemvWeights,
+    out: &Value,
+) -> Result<Launch, CompileError> {
+    let n = weights.rows();
+    let layout = GemvLayout::choose(target, m, &weights);
+    let (wg, r) = (layout.wg, layout.r);
+    let suffix = if target.subgroups { "_sg" } else { "" };
+    let kind = match layout.kernel {
+        GemvKernel::Words => "gemv",
+        GemvKernel::Chunks => "gemv4",
+        GemvKernel::Staged { .. } => "gemv4s",
+    };
+    let name = format!("{}_{}_m{m}{suffix}", weights.kernel_name(kind), x.dtype.name());
+    let grid = Grid::linear(n.div_ceil(r) as u64, &target.profile.limits)?;
+    let mut w = KernelWriter::new(name, wg).fused(target);
+    w.constant("M", m as u32);
+    w.constant("R", r as u32);
+    w.constant("RM", (r * m) as u32);
+    w.constant("N", n as u32);
+    w.constant("K", k as u32);
+    w.constant("GRID_X", grid.grid_x);
+    w.constant("NSG", slot_rows(target, wg));
+    let xb = w.read(x.dtype, x.storage);
+    w.load_fn("load_x", &xb);
+    // A fused RMSNorm adds one slot per row of x for its sum of squares.
+    let slots = r * m + if w.has_norm() { m } else { 0 };
+    w.constant("SLOTS", slots as u32);
+    weights.bind(&mut w, target, layout.kernel != GemvKernel::Words)?;
+    let yb = w.write(out.dtype, out.storage);
+    w.store_fn("store_y", &yb);
+    w.include(PRELUDE);
+    if target.subgroups {
+        w.uses_subgroups();
+        w.include(IDS_SUBGROUP);
+        w.include(SLOTS_SUBGROUP);
+    } else {
+        w.include(IDS);
+        w.include(SLOTS);
+    }
+    let slot_bytes = 4 * slots as u32 * slot_rows(target, wg);
+    w.norm_fns();
+    w.include(COMMON);
+    if layout.kernel != GemvKernel::Words {
+        w.include(match weights {
+            GemvWeights::Packed(_) => QUANT_CHUNK,
+            GemvWeights::Dense(_) => DENSE_CHUNK,
+        });
+    }
+    match layout.kernel {
+        GemvKernel::Words => {
+            w.workgroup_bytes(slot_bytes);
+            w.include(WORDS);
+        }
+        GemvKernel::Chunks => {
+            w.workgroup_bytes(slot_bytes);
+            w.include(CHUNKS);
+        }
+        GemvKernel::Staged { tile } => {
+            w.constant("TILE", tile);
+            w.workgroup_bytes(slot_bytes + tile * staged_chunk_bytes(m, &weights));
+            w.include(STAGED);
+        }
+    }
+    Ok(Launch { kernel: w.finish(), workgroups: grid.workgroups })
+}
+
+/// Which gemv kernel runs a layout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum GemvKernel {
+    /// One u32 word per invocation and row (quantization groups smaller than a 16-byte chunk).
+    Words,
+    /// One 16-byte chunk per invocation for R rows, x loaded from memory.
+    Chunks,
+    /// As `Chunks`, with x staged through workgroup memory in tiles of `tile` chunks.
+    Staged { tile: u32 },
+}
+
+/// A gemv's kernel, workgroup size and rows per workgroup.
+#[derive(Clone, Copy, Debug)]
+struct GemvLayout {
+    kernel: GemvKernel,
+    wg: u32,
+    r: usize,
+}
+
+impl GemvLayout {
+    /// x staged through workgroup memory wherever a tile of at least a workgroup fits: every
+    /// x element is then loaded once per workgroup, coalesced, and read back as vec4s. Measured on
+    /// the H200 (1B q4 decode): 529 tok/s staged against 367 loading x per chunk; gate_up
+    /// (2048 x 16384 with the RMSNorm prologue) 74 -> 41 us.
+    fn choose(target: &Target, m: usize, weights: &GemvWeights) -> GemvLayout {
+        let Some(vecs) = weights.vecs() else {
+            let wg = row_workgroup_size(target, 64);
+            let r = GEMV_ROWS_PER_GROUP.min(wg as usize / m.max(1)).max(1);
+            return GemvLayout { kernel: GemvKernel::Words, wg, r };
+        };
+        let vecs = vecs as u32;
+        // Rows per workgroup share each x element, but a small matrix also needs workgroups
+        // enough to keep loads in flight: R drops until there are MIN_GEMV_WORKGROUPS. Measured
+        // on the H200 against a fixed 8 (decode tok/s, dummy q4): SmolLM2 shapes 439 -> 683,
+        // 1B 514-521 either way, 8B 127-129 either way; at least 1024 workgroups was slower for 1B
+        // (down_proj at K = 8192 then stages x for 2 rows per workgroup). R = 4/6/12 against 8:
+        // 1B 598/623/616 vs 653 tok/s, 8B 116/133/132 vs 135 (16 spills registers).
+        let r = match m {
+            0..=1 => 8,
+            2 => 4,
+            3..=4 => 2,
+            _ => 1,
+        };
+        let r = (weights.rows() / MIN_GEMV_WORKGROUPS).clamp(1, r);
+        let mut wg = row_workgroup_size(target, vecs as usize);
+        let limit = target.profile.limits.max_compute_workgroup_storage_size;
+        let per_chunk = staged_chunk_bytes(m, weights);
+        let fit = |wg: u32| limit.saturating_sub(4 * (r * m + m) as u32 * slot_rows(target, wg)) / per_chunk;
+        if fit(wg) >= vecs {
+            return GemvLayout { kernel: GemvKernel::Staged { tile: vecs }, wg, r };
+        }
+        // Several tiles: each a whole number of workgroups, shrinking the workgroup to fit.
+        while wg > 32 && fit(wg) < wg {
+            wg /= 2;
+        }
+        let tile = fit(wg) - fit(wg) % wg;
+        if tile == 0 {
+            return GemvLayout {
+                kernel: GemvKernel::Chunks,
+                wg: row_workgroup_size(target, vecs as usize),
+                r,
+            };
+        }
+        GemvLayout { kernel: GemvKernel::Staged { tile }, wg, r }
+    }
+}
+
+/// Workgroup bytes of one staged chunk of x: `m` rows of its values' x plus one vec4 of padding.
+fn staged_chunk_bytes(m: usize, weights: &GemvWeights) -> u32 {
+    m as u32 * (weights.codes() as u32 / 4 + 1) * 16
+}
+
+/// Rows of the slot table `reduce_slots` keeps: one per subgroup where subgroups reduce first
+/// (the adapter's smallest subgroup bounds their number), else one per invocation.
+fn slot_rows(target: &Target, wg: u32) -> u32 {
+    match target.profile.subgroup_min_size {
+        min if target.subgroups && min > 0 => (wg / min).max(1),
+        _ => wg,
+    }
+}
