@@ -38,7 +38,8 @@ fn random_quant(rng: &mut StdRng, rows: usize, cols: usize, bits: u32) -> QuantM
     }
 }
 
-/// Random weights: quantized attention and embedding, dense MLP down projection.
+/// Random weights: quantized attention and embedding, dense MLP down projection (f32 in layer
+/// 0, f16 in layer 1: the gemv reads both as rows).
 fn tiny_weights(cfg: &LlamaConfig, rng: &mut StdRng) -> WeightIndex {
     let mut w = WeightIndex::default();
     let (h, i, d) = (cfg.hidden_size, cfg.intermediate_size, cfg.head_dim);
@@ -59,7 +60,8 @@ fn tiny_weights(cfg: &LlamaConfig, rng: &mut StdRng) -> WeightIndex {
         w.insert_quant_linear(&format!("{p}.mlp.gate_proj"), random_quant(rng, i, h, 4));
         w.insert_quant_linear(&format!("{p}.mlp.up_proj"), random_quant(rng, i, h, bits));
         let down: Vec<f32> = (0..h * i).map(|_| rng.random_range(-0.1..0.1)).collect();
-        w.insert_dense_linear(&format!("{p}.mlp.down_proj"), h, i, &down);
+        let dtype = if l == 0 { DType::F32 } else { DType::F16 };
+        w.insert_dense_linear(&format!("{p}.mlp.down_proj"), h, i, &down, dtype);
     }
     let norm: Vec<f32> = vec![1.0; h];
     w.insert_f32("model.norm.weight", vec![h], &norm);
@@ -69,14 +71,12 @@ fn tiny_weights(cfg: &LlamaConfig, rng: &mut StdRng) -> WeightIndex {
 }
 
 fn tensor_of(p: &tessera_models::llama::weights::HostParam) -> Tensor {
-    let values = p
-        .bytes
-        .chunks_exact(4)
-        .map(|c| match p.dtype {
-            DType::U32 => u32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64,
-            _ => f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64,
-        })
-        .collect();
+    let values = match p.to_f32() {
+        Some(floats) => floats.into_iter().map(f64::from).collect(),
+        None => {
+            p.bytes.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64).collect()
+        }
+    };
     Tensor::new(p.shape.clone(), p.dtype, values)
 }
 

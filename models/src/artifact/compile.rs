@@ -291,41 +291,18 @@ pub(crate) fn quantize_float_linears(weights: &mut WeightIndex, bits: u32) -> Re
         return Err(ModelError::Invalid(format!("--quantize q{bits}: expected q4 or q8")));
     }
     const GROUP: u32 = 32;
-    let mut prefixes: Vec<String> =
-        weights.params.keys().filter_map(|n| n.strip_suffix(".weight.T")).map(str::to_string).collect();
-    prefixes.sort();
     let mut changed = 0;
-    for prefix in prefixes {
-        let Ok(Linear::Dense { k, n }) = weights.linear(&prefix) else { continue };
-        let Some(param) = weights.params.get(&format!("{prefix}.weight.T")) else { continue };
-        if !k.is_multiple_of(GROUP as usize) || param.bytes.len() != k * n * 4 {
+    // Float weights (an untied float embedding among them) are `[n, k]` rows: groups run along them.
+    for prefix in weights.dense_linears() {
+        let Ok(Linear::Dense { k, n, .. }) = weights.linear(&prefix) else { continue };
+        let Some(rows) = weights.params.get(&format!("{prefix}.weight")).and_then(|p| p.to_f32()) else {
+            continue;
+        };
+        if !k.is_multiple_of(GROUP as usize) || rows.len() != k * n {
             continue;
         }
-        // Stored transposed `[k, n]`; quantization groups run along a row of `[n, k]`.
-        let t = floats(&param.bytes);
-        let mut rows = vec![0f32; n * k];
-        for r in 0..k {
-            for c in 0..n {
-                rows[c * k + r] = t[r * n + c];
-            }
-        }
-        weights.params.remove(&format!("{prefix}.weight.T"));
         weights.insert_quant_linear(&prefix, quantize_affine(&rows, n, k, bits, GROUP));
         changed += 1;
     }
-    let embed = "model.embed_tokens";
-    if let (Ok(Linear::Dense { k, n }), Some(table)) =
-        (weights.linear(embed), weights.params.get(&format!("{embed}.weight")))
-    {
-        if k.is_multiple_of(GROUP as usize) && table.bytes.len() == k * n * 4 {
-            let values = floats(&table.bytes);
-            weights.insert_quant_linear(embed, quantize_affine(&values, n, k, bits, GROUP));
-            changed += 1;
-        }
-    }
     Ok(changed)
-}
-
-fn floats(bytes: &[u8]) -> Vec<f32> {
-    bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
 }

@@ -8,7 +8,7 @@ use super::format::{self, FORMAT_VERSION, TESSERA_VERSION};
 use super::manifest::{Manifest, ParamRecord, WeightsRecord};
 use super::tiers::fits;
 use crate::ModelError;
-use crate::llama::{LlamaModel, ModelParts, prepare_weights, upload_weights};
+use crate::llama::{LlamaModel, ModelParts, prepare_weights, stored_bytes, upload_weights};
 use std::path::Path;
 use std::sync::Arc;
 use tessera_compiler::DeviceProfile;
@@ -84,12 +84,13 @@ pub(crate) fn load_model(
     }
     let tier = choose_tier(&manifest, gpu.profile(), &gpu.report().backend).map_err(fail)?;
     let tokenizer = manifest.tokenizer.to_model_tokenizer(&shown)?;
+    let f16 = manifest.tiers[tier].profile.f16;
     let shared = match &manifest.weights {
         WeightsRecord::Embedded { params, .. } => {
-            upload_embedded(&gpu, file.weights(), params).map_err(fail)?
+            upload_embedded(&gpu, file.weights(), params, f16).map_err(fail)?
         }
         WeightsRecord::Reference { source, blake3, params } => {
-            upload_referenced(&gpu, &manifest, source, blake3, params).map_err(|e| match e {
+            upload_referenced(&gpu, &manifest, source, blake3, params, f16).map_err(|e| match e {
                 ModelError::Invalid(cause) => fail(cause),
                 other => other,
             })?
@@ -103,8 +104,14 @@ pub(crate) fn load_model(
     Ok(LlamaModel::from_plans(parts, gpu, shared, max_context, shown, tier.name, plans))
 }
 
-/// Each parameter straight from the mapped file into its device buffer.
-fn upload_embedded(gpu: &Gpu, weights: &[u8], params: &[ParamRecord]) -> Result<SharedBuffers, String> {
+/// Each parameter straight from the mapped file into its device buffer (f16 widened to f32 for a
+/// tier compiled without f16).
+fn upload_embedded(
+    gpu: &Gpu,
+    weights: &[u8],
+    params: &[ParamRecord],
+    f16: bool,
+) -> Result<SharedBuffers, String> {
     let shared = SharedBuffers::new();
     for p in params {
         let start = p.offset.ok_or_else(|| format!("embedded parameter {} has no offset", p.name))?;
@@ -112,7 +119,8 @@ fn upload_embedded(gpu: &Gpu, weights: &[u8], params: &[ParamRecord]) -> Result<
             .checked_add(p.bytes)
             .and_then(|end| weights.get(start as usize..end as usize))
             .ok_or_else(|| format!("parameter {} lies outside the weights section", p.name))?;
-        gpu.write_shared(&shared, &p.name, bytes).map_err(|e| format!("parameter {}: {e}", p.name))?;
+        let bytes = stored_bytes(p.dtype, bytes, f16);
+        gpu.write_shared(&shared, &p.name, &bytes).map_err(|e| format!("parameter {}: {e}", p.name))?;
     }
     Ok(shared)
 }
@@ -124,6 +132,7 @@ fn upload_referenced(
     source: &Path,
     blake3: &str,
     params: &[ParamRecord],
+    f16: bool,
 ) -> Result<SharedBuffers, ModelError> {
     if source_hash(source)? != blake3 {
         return Err(ModelError::Invalid(format!(
@@ -149,5 +158,5 @@ fn upload_referenced(
             source.display()
         )));
     }
-    upload_weights(gpu, &mut parts.weights)
+    upload_weights(gpu, &mut parts.weights, f16)
 }

@@ -6,6 +6,7 @@ use super::weights::{QuantMatrix, WeightIndex};
 use crate::ModelError;
 use crate::config::LlamaConfig;
 use crate::safetensors::{Dtype, ShardedSafetensors, TensorView};
+use tessera_ir::DType;
 
 impl WeightIndex {
     /// Prepares every tensor of a Llama-family checkpoint directory.
@@ -43,10 +44,11 @@ impl WeightIndex {
                     let q = quant_matrix(*n, *words, k, &view, &scales, &biases).map_err(err)?;
                     w.insert_quant_linear(prefix, q);
                 }
-                ([n, k], None) if prefix == "model.embed_tokens" => {
-                    w.insert_dense_embedding(prefix, *n, *k, &floats(&view).map_err(err)?)
+                ([n, k], None) => {
+                    // f16 stays f16 (half the bytes decode streams); bf16 widens to f32 exactly.
+                    let dtype = if view.dtype == Dtype::F16 { DType::F16 } else { DType::F32 };
+                    w.insert_dense_linear(prefix, *n, *k, &floats(&view).map_err(err)?, dtype)
                 }
-                ([n, k], None) => w.insert_dense_linear(prefix, *n, *k, &floats(&view).map_err(err)?),
                 (shape, _) => return Err(err(format!("unexpected shape {shape:?} ({:?})", view.dtype))),
             }
         }
@@ -57,7 +59,6 @@ impl WeightIndex {
                 reason: "missing".into(),
             });
         }
-        w.tie_dense_head();
         Ok(w)
     }
 }

@@ -8,12 +8,14 @@ use crate::config::LlamaConfig;
 use crate::tokenizer::{ModelTokenizer, SpecialTokens};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use tessera_ir::DType;
 
-/// Affine-quantized (`bits` = 4 or 8, group 32) random weights for every linear layer and the
-/// embedding, unit norms. Scales keep activations in a sane range so no value overflows.
+/// Random weights for every linear layer and the embedding, unit norms: affine-quantized for
+/// `bits` = 4 or 8 (group 32, f16 scales), dense f16 for 16. Scales keep activations in a sane
+/// range so no value overflows.
 pub fn dummy_weights(cfg: &LlamaConfig, bits: u32, seed: u64) -> Result<WeightIndex, ModelError> {
-    if !matches!(bits, 4 | 8) {
-        return Err(ModelError::Invalid(format!("dummy weights are 4- or 8-bit, not {bits}")));
+    if !matches!(bits, 4 | 8 | 16) {
+        return Err(ModelError::Invalid(format!("dummy weights are 4- or 8-bit or f16, not {bits}")));
     }
     let mut rng = StdRng::seed_from_u64(seed);
     let mut w = WeightIndex::default();
@@ -25,8 +27,15 @@ pub fn dummy_weights(cfg: &LlamaConfig, bits: u32, seed: u64) -> Result<WeightIn
                 "{name}: {cols} input features are not a multiple of 32"
             )));
         }
+        if bits == 16 {
+            let bound = 1.0 / (cols as f32).sqrt();
+            let values: Vec<f32> = (0..rows * cols).map(|_| rng.random_range(-bound..bound)).collect();
+            w.insert_dense_linear(name, rows, cols, &values, DType::F16);
+            return Ok(());
+        }
         let groups = rows * cols / 32;
-        let scale = 2.0 / ((cols as f32).sqrt() * ((1u32 << bits) - 1) as f32);
+        // Powers of two keep the scales exact in f16, as GGUF's are.
+        let scale = (2.0 / ((cols as f32).sqrt() * ((1u32 << bits) - 1) as f32)).log2().round().exp2();
         let q = QuantMatrix {
             rows,
             cols,

@@ -176,12 +176,15 @@ impl Builder<'_> {
     /// `x @ W^T (+ bias)` for the module at `prefix`, dense or affine-quantized.
     fn linear(&mut self, prefix: &str, x: NodeId) -> Result<NodeId, IrError> {
         let y = match self.w.linear(prefix)? {
-            Linear::Dense { k, n } => {
-                let wt = self.param(&format!("{prefix}.weight.T"), &[k, n], DType::F32);
+            Linear::Dense { k, n, dtype } => {
+                // x @ W^T reading the [n, k] rows: the compiler runs this as a gemv over rows.
+                let w = self.param(&format!("{prefix}.weight"), &[n, k], dtype);
+                let w = self.widen(w, dtype)?;
+                let wt = self.op(Op::Permute { perm: vec![1, 0] }, &[w])?;
                 self.op(Op::MatMul, &[x, wt])?
             }
-            Linear::Quant { k, n, bits, group_size } => {
-                let [w, s, b] = self.quant_params(prefix, k, n, bits, group_size);
+            Linear::Quant { k, n, bits, group_size, scales } => {
+                let [w, s, b] = self.quant_params(prefix, k, n, bits, group_size, scales);
                 self.op(Op::QuantMatMul { bits, group_size }, &[x, w, s, b])?
             }
         };
@@ -229,25 +232,39 @@ impl Builder<'_> {
     /// Rows of the embedding table picked by `tokens`.
     fn embed(&mut self, prefix: &str, tokens: NodeId) -> Result<NodeId, IrError> {
         match self.w.linear(prefix)? {
-            Linear::Dense { k, n } => {
-                // Embeddings are [vocab, hidden] rows; kept as rows (not transposed).
-                let table = self.param(&format!("{prefix}.weight"), &[n, k], DType::F32);
-                self.op(Op::Gather, &[table, tokens])
+            Linear::Dense { k, n, dtype } => {
+                let table = self.param(&format!("{prefix}.weight"), &[n, k], dtype);
+                let rows = self.op(Op::Gather, &[table, tokens])?;
+                self.widen(rows, dtype)
             }
-            Linear::Quant { k, n, bits, group_size } => {
-                let [w, s, b] = self.quant_params(prefix, k, n, bits, group_size);
-                self.op(Op::QuantGather { bits, group_size }, &[w, s, b, tokens])
+            Linear::Quant { k, n, bits, group_size, scales } => {
+                let [w, s, b] = self.quant_params(prefix, k, n, bits, group_size, scales);
+                let rows = self.op(Op::QuantGather { bits, group_size }, &[w, s, b, tokens])?;
+                self.widen(rows, scales)
             }
         }
     }
 
-    fn quant_params(&mut self, prefix: &str, k: usize, n: usize, bits: u32, group: u32) -> [NodeId; 3] {
+    /// `x` as f32 (a cast when it is stored narrower).
+    fn widen(&mut self, x: NodeId, dtype: DType) -> Result<NodeId, IrError> {
+        if dtype == DType::F32 { Ok(x) } else { self.op(Op::Cast { to: DType::F32 }, &[x]) }
+    }
+
+    fn quant_params(
+        &mut self,
+        prefix: &str,
+        k: usize,
+        n: usize,
+        bits: u32,
+        group: u32,
+        scales: DType,
+    ) -> [NodeId; 3] {
         let words = k * bits as usize / 32;
         let groups = k / group as usize;
         [
             self.param(&format!("{prefix}.weight"), &[n, words], DType::U32),
-            self.param(&format!("{prefix}.scales"), &[n, groups], DType::F32),
-            self.param(&format!("{prefix}.biases"), &[n, groups], DType::F32),
+            self.param(&format!("{prefix}.scales"), &[n, groups], scales),
+            self.param(&format!("{prefix}.biases"), &[n, groups], scales),
         ]
     }
 }

@@ -12,4 +12,4 @@ pub mod weights;
 pub use crate::ModelError;
 pub use generate::{GenerateOptions, Generation, generate};
 pub use model::{LlamaModel, ModelParts, StepOutput, prepare_weights, step_shapes};
-pub(crate) use model::{cache_rows, upload_weights};
+pub(crate) use model::{cache_rows, stored_bytes, upload_weights};

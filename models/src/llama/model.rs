@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use tessera_compiler::{CompileOptions, Plan};
+use tessera_ir::DType;
 use tessera_runtime::{Executable, Gpu, SharedBuffers};
 
 /// Prefill lengths are padded up to one of these, so a handful of plans serve every prompt.
@@ -175,7 +176,7 @@ impl LlamaModel {
         max_context: Option<usize>,
     ) -> Result<LlamaModel, ModelError> {
         prepare_weights(&config, &mut weights)?;
-        let shared = upload_weights(&gpu, &mut weights)?;
+        let shared = upload_weights(&gpu, &mut weights, gpu.profile().f16)?;
         let max_context = cache_rows(&config, max_context);
         let source = StepSource::Jit { weights, options: CompileOptions::default() };
         Ok(LlamaModel::with_source((name, config, tokenizer), gpu, shared, max_context, source))
@@ -469,10 +470,25 @@ impl LlamaModel {
 
 /// Uploads every prepared parameter into new shared buffers; the index keeps only the layout the
 /// step graphs need.
-pub(crate) fn upload_weights(gpu: &Gpu, weights: &mut WeightIndex) -> Result<SharedBuffers, ModelError> {
+/// `f16`: the plans store f16 as f16 (compiled for a profile with `SHADER_F16`).
+pub(crate) fn upload_weights(
+    gpu: &Gpu,
+    weights: &mut WeightIndex,
+    f16: bool,
+) -> Result<SharedBuffers, ModelError> {
     let shared = SharedBuffers::new();
     for (name, p) in std::mem::take(&mut weights.params) {
-        gpu.write_shared(&shared, &name, &p.bytes)?;
+        gpu.write_shared(&shared, &name, &stored_bytes(p.dtype, &p.bytes, f16))?;
     }
     Ok(shared)
+}
+
+/// A parameter's bytes as plans store them: plans compiled without f16 keep f16 values as f32.
+pub(crate) fn stored_bytes(dtype: DType, bytes: &[u8], f16: bool) -> std::borrow::Cow<'_, [u8]> {
+    if dtype != DType::F16 || f16 {
+        return std::borrow::Cow::Borrowed(bytes);
+    }
+    let widened =
+        bytes.chunks_exact(2).flat_map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32().to_le_bytes());
+    std::borrow::Cow::Owned(widened.collect())
 }

@@ -2,7 +2,9 @@
 //! blocks are repacked once at load into the MLX affine layout the kernels read (u32 words of
 //! codes, code `i` in bits `bits*i`, weight = scale * code + bias per group of 32), which holds
 //! Q4_0 (bias = -8 scale), Q4_1 (bias = min) and Q8_0 (codes + 128, bias = -128 scale) exactly.
-//! Float matrices are stored transposed (`[in, out]`) so the graph multiplies without a permute.
+//! Float matrices keep the checkpoint's `[out, in]` rows, in f16 when the checkpoint has f16
+//! (halving what decode streams), else f32; the gemv reads them as rows. Scales and biases are
+//! f16 wherever every value converts exactly (always for GGUF blocks, whose scales are f16).
 
 use crate::ModelError;
 use crate::gguf::{GgmlType, GgufFile};
@@ -12,12 +14,14 @@ use tessera_ir::{DType, IrError};
 /// How a linear layer's weight is stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Linear {
-    /// Float `[k, n]` (the transpose of the checkpoint's `[n, k]`), param `{prefix}.weight.T`.
+    /// Float rows `[n, k]` as in the checkpoint, param `{prefix}.weight` (also an embedding table).
     Dense {
         /// Input features.
         k: usize,
         /// Output features.
         n: usize,
+        /// F32 or F16.
+        dtype: DType,
     },
     /// Affine-quantized `{prefix}.weight` / `.scales` / `.biases`.
     Quant {
@@ -29,6 +33,8 @@ pub enum Linear {
         bits: u32,
         /// Codes per scale/bias.
         group_size: u32,
+        /// Dtype of the scales and biases (F32 or F16).
+        scales: DType,
     },
 }
 
@@ -52,6 +58,21 @@ pub struct HostParam {
     pub bytes: Vec<u8>,
 }
 
+impl HostParam {
+    /// The values of an F32 or F16 param as f32; `None` for other dtypes.
+    pub fn to_f32(&self) -> Option<Vec<f32>> {
+        match self.dtype {
+            DType::F32 => Some(
+                self.bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+            ),
+            DType::F16 => Some(
+                self.bytes.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+            ),
+            _ => None,
+        }
+    }
+}
+
 /// Every parameter of a Llama model by graph name, and how each linear layer is stored.
 #[derive(Default)]
 pub struct WeightIndex {
@@ -72,6 +93,18 @@ impl WeightIndex {
         self.biases.get(prefix).copied()
     }
 
+    /// Names of the float linear layers (an untied float embedding among them), sorted.
+    pub fn dense_linears(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .linears
+            .iter()
+            .filter(|(_, l)| matches!(l, Linear::Dense { .. }))
+            .map(|(n, _)| n.clone())
+            .collect();
+        names.sort();
+        names
+    }
+
     /// True when a linear layer named `prefix` exists.
     pub fn has(&self, prefix: &str) -> bool {
         self.linears.contains_key(prefix)
@@ -89,29 +122,29 @@ impl WeightIndex {
 
     /// Adds a 1-D or 2-D float tensor under `name` as f32.
     pub fn insert_f32(&mut self, name: &str, shape: Vec<usize>, values: &[f32]) {
-        let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-        self.params.insert(name.into(), HostParam { dtype: DType::F32, shape, bytes });
+        self.insert_float(name, shape, values, DType::F32);
     }
 
-    /// Adds a float linear weight `[n, k]` (row-major values), stored transposed.
-    pub fn insert_dense_linear(&mut self, prefix: &str, n: usize, k: usize, values: &[f32]) {
-        let mut t = vec![0f32; n * k];
-        for r in 0..n {
-            for c in 0..k {
-                t[c * n + r] = values[r * k + c];
-            }
-        }
-        self.insert_f32(&format!("{prefix}.weight.T"), vec![k, n], &t);
-        self.linears.insert(prefix.into(), Linear::Dense { k, n });
+    /// Adds a float tensor under `name`, stored as `dtype` (F32, or F16 rounding to nearest).
+    pub fn insert_float(&mut self, name: &str, shape: Vec<usize>, values: &[f32], dtype: DType) {
+        let bytes = match dtype {
+            DType::F16 => values.iter().flat_map(|v| half::f16::from_f32(*v).to_le_bytes()).collect(),
+            _ => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        };
+        let dtype = if dtype == DType::F16 { DType::F16 } else { DType::F32 };
+        self.params.insert(name.into(), HostParam { dtype, shape, bytes });
     }
 
-    /// Adds a dense embedding table `[vocab, hidden]` (kept as rows) under `prefix`.
-    pub fn insert_dense_embedding(&mut self, prefix: &str, vocab: usize, hidden: usize, values: &[f32]) {
-        self.insert_f32(&format!("{prefix}.weight"), vec![vocab, hidden], values);
-        self.linears.insert(prefix.into(), Linear::Dense { k: hidden, n: vocab });
+    /// Adds a float linear weight (or embedding table) `[n, k]` of row-major values, stored as
+    /// `dtype` (F32 or F16).
+    pub fn insert_dense_linear(&mut self, prefix: &str, n: usize, k: usize, values: &[f32], dtype: DType) {
+        self.insert_float(&format!("{prefix}.weight"), vec![n, k], values, dtype);
+        let dtype = self.params[&format!("{prefix}.weight")].dtype;
+        self.linears.insert(prefix.into(), Linear::Dense { k, n, dtype });
     }
 
-    /// Adds an affine-quantized linear weight in the MLX layout.
+    /// Adds an affine-quantized linear weight in the MLX layout; scales and biases in f16 when
+    /// every one of them converts exactly.
     pub fn insert_quant_linear(&mut self, prefix: &str, q: QuantMatrix) {
         let (n, k, bits, group_size) = (q.rows, q.cols, q.bits, q.group_size);
         let words = q.words.iter().flat_map(|w| w.to_le_bytes()).collect();
@@ -120,9 +153,11 @@ impl WeightIndex {
             format!("{prefix}.weight"),
             HostParam { dtype: DType::U32, shape: vec![n, k * bits as usize / 32], bytes: words },
         );
-        self.insert_f32(&format!("{prefix}.scales"), vec![n, groups], &q.scales);
-        self.insert_f32(&format!("{prefix}.biases"), vec![n, groups], &q.biases);
-        self.linears.insert(prefix.into(), Linear::Quant { k, n, bits, group_size });
+        let exact = |v: &f32| half::f16::from_f32(*v).to_f32() == *v;
+        let scales = if q.scales.iter().chain(&q.biases).all(exact) { DType::F16 } else { DType::F32 };
+        self.insert_float(&format!("{prefix}.scales"), vec![n, groups], &q.scales, scales);
+        self.insert_float(&format!("{prefix}.biases"), vec![n, groups], &q.biases, scales);
+        self.linears.insert(prefix.into(), Linear::Quant { k, n, bits, group_size, scales });
     }
 
     /// Adds a bias vector of `n` values for the linear layer at `prefix`.
@@ -146,24 +181,26 @@ impl WeightIndex {
         }
         let n: usize = kinds.iter().map(|l| l.n()).sum();
         let merged_kind = match kinds[0] {
-            Linear::Dense { k, .. }
-                if kinds.iter().all(|l| matches!(l, Linear::Dense { k: pk, .. } if *pk == k)) =>
+            Linear::Dense { k, dtype, .. }
+                if kinds.iter().all(
+                    |l| matches!(l, Linear::Dense { k: pk, dtype: pd, .. } if (*pk, *pd) == (k, dtype)),
+                ) =>
             {
-                Linear::Dense { k, n }
+                Linear::Dense { k, n, dtype }
             }
-            Linear::Quant { k, bits, group_size, .. }
+            Linear::Quant { k, bits, group_size, scales, .. }
                 if kinds.iter().all(|l| {
-                    matches!(l, Linear::Quant { k: pk, bits: pb, group_size: pg, .. }
-                        if (*pk, *pb, *pg) == (k, bits, group_size))
+                    matches!(l, Linear::Quant { k: pk, bits: pb, group_size: pg, scales: ps, .. }
+                        if (*pk, *pb, *pg, *ps) == (k, bits, group_size, scales))
                 }) =>
             {
-                Linear::Quant { k, n, bits, group_size }
+                Linear::Quant { k, n, bits, group_size, scales }
             }
             _ => return false,
         };
-        // Row-major `[n_i, ..]` tensors stack along rows; the dense `[k, n_i]` transposes side by side.
+        // Every part is row-major `[n_i, ..]`: they stack along rows.
         let suffixes: &[&str] = match merged_kind {
-            Linear::Dense { .. } => &["weight.T"],
+            Linear::Dense { .. } => &["weight"],
             Linear::Quant { .. } => &["weight", "scales", "biases"],
         };
         let mut suffixes = suffixes.to_vec();
@@ -179,8 +216,7 @@ impl WeightIndex {
         for suffix in suffixes {
             let taken: Vec<HostParam> =
                 parts.iter().filter_map(|p| self.params.remove(&format!("{p}.{suffix}"))).collect();
-            let param = if suffix == "weight.T" { concat_columns(&taken) } else { concat_rows(&taken) };
-            self.params.insert(format!("{merged}.{suffix}"), param);
+            self.params.insert(format!("{merged}.{suffix}"), concat_rows(&taken));
         }
         for p in parts {
             self.linears.remove(*p);
@@ -212,35 +248,20 @@ impl WeightIndex {
                 ([n], false) => w.insert_f32(&t.hf_name, vec![*n], &t.to_f32()?),
                 ([n, k], false) => {
                     let quantized = matches!(ty, GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q8_0);
-                    let embedding = prefix == "model.embed_tokens";
                     if quantized {
                         let data = t.data_in_hf_order()?;
                         let q = QuantMatrix::from_ggml(ty, *n, *k, &data).map_err(err)?;
                         w.insert_quant_linear(prefix, q);
-                    } else if embedding {
-                        w.insert_dense_embedding(prefix, *n, *k, &t.to_f32()?);
                     } else {
-                        w.insert_dense_linear(prefix, *n, *k, &t.to_f32()?);
+                        // f16 stays f16; other float types (and dequantized k-quants) are f32.
+                        let dtype = if ty == GgmlType::F16 { DType::F16 } else { DType::F32 };
+                        w.insert_dense_linear(prefix, *n, *k, &t.to_f32()?, dtype);
                     }
                 }
                 _ => return Err(err(format!("unexpected shape {shape:?} for {ty}"))),
             }
         }
-        w.tie_dense_head();
         Ok(w)
-    }
-
-    /// Without an `lm_head`, a float embedding also serves as the head: add the transposed copy
-    /// the head's matmul reads (a quantized embedding is read by both ops as it is).
-    pub fn tie_dense_head(&mut self) {
-        if self.has("lm_head") {
-            return;
-        }
-        let Some(Linear::Dense { k, n }) = self.linears.get("model.embed_tokens").copied() else { return };
-        let Some(table) = self.params.get("model.embed_tokens.weight") else { return };
-        let values: Vec<f32> =
-            table.bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-        self.insert_dense_linear("lm_head", n, k, &values);
     }
 }
 
@@ -251,20 +272,6 @@ fn concat_rows(parts: &[HostParam]) -> HostParam {
     shape[0] = rows;
     let bytes = parts.iter().flat_map(|p| p.bytes.iter().copied()).collect();
     HostParam { dtype: parts[0].dtype, shape, bytes }
-}
-
-/// Places `[k, n_i]` tensors side by side into `[k, sum n_i]`.
-fn concat_columns(parts: &[HostParam]) -> HostParam {
-    let k = parts[0].shape[0];
-    let width = |p: &HostParam| p.bytes.len() / k;
-    let n: usize = parts.iter().map(|p| p.shape[1]).sum();
-    let mut bytes = Vec::with_capacity(parts.iter().map(|p| p.bytes.len()).sum());
-    for r in 0..k {
-        for p in parts {
-            bytes.extend_from_slice(&p.bytes[r * width(p)..(r + 1) * width(p)]);
-        }
-    }
-    HostParam { dtype: parts[0].dtype, shape: vec![k, n], bytes }
 }
 
 /// An affine-quantized `[rows, cols]` matrix in the MLX layout.

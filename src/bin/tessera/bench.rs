@@ -20,11 +20,11 @@ pub struct Args {
     /// A Llama config.json to time with random weights (needs --dummy-weights).
     #[arg(long, requires = "dummy_weights")]
     config: Option<PathBuf>,
-    /// Random affine-quantized weights in the config's shapes (timing only).
+    /// Random weights in the config's shapes (timing only).
     #[arg(long, requires = "config")]
     dummy_weights: bool,
-    /// Bits of the dummy weights: q4 or q8.
-    #[arg(long, default_value = "q4", value_parser = ["q4", "q8"])]
+    /// Format of the dummy weights: q4 or q8 (affine, group 32, f16 scales) or f16.
+    #[arg(long, default_value = "q4", value_parser = ["q4", "q8", "f16"])]
     quant: String,
     /// Square f32 GEMM sizes to time.
     #[arg(long, value_delimiter = ',', default_value = "1024")]
@@ -64,6 +64,9 @@ pub fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         let gemv =
             shapes.iter().map(|&(k, n)| quant_gemv(&gpu, k, n, copy, args.reps)).collect::<Result<_, _>>()?;
         out["quant_gemv_q4"] = Value::Array(gemv);
+        let gemv =
+            shapes.iter().map(|&(k, n)| dense_gemv(&gpu, k, n, copy, args.reps)).collect::<Result<_, _>>()?;
+        out["gemv_f16"] = Value::Array(gemv);
     }
     if let Some(config) = &args.config {
         out["model"] = dummy_bench(&gpu, config, args, out["copy_gb_s"].as_f64())?;
@@ -144,7 +147,7 @@ fn gemm(gpu: &Gpu, n: usize, reps: usize) -> Result<Value, Box<dyn std::error::E
     Ok(json!({ "n": n, "dtype": "f32", "ms": t.as_secs_f64() * 1e3, "gflop_s": gflops }))
 }
 
-/// Batch-1 4-bit GEMV `[1, k] x [n, k]^T` with group-32 scales.
+/// Batch-1 4-bit GEMV `[1, k] x [n, k]^T` with group-32 f16 scales and biases (as models load them).
 fn quant_gemv(
     gpu: &Gpu,
     k: usize,
@@ -155,18 +158,56 @@ fn quant_gemv(
     let mut g = Graph::new();
     let x = g.input("x", [1, k], DType::F32);
     let w = g.param("w", [n, k / 8], DType::U32);
-    let s = g.param("s", [n, k / 32], DType::F32);
-    let b = g.param("b", [n, k / 32], DType::F32);
+    let s = g.param("s", [n, k / 32], DType::F16);
+    let b = g.param("b", [n, k / 32], DType::F16);
     let y = g.add(Op::QuantMatMul { bits: 4, group_size: 32 }, &[x, w, s, b])?;
     let y = g.add(Op::Binary(BinaryOp::Add), &[y, y])?;
     g.add_output(y)?;
     let mut exe = load(gpu, &g)?;
+    let scale_bytes = n * k / 32 * stored_size(gpu, DType::F16);
     exe.write_param("w", &vec![0x5a; n * k / 2])?;
-    exe.write_param("s", &vec![0; n * k / 8])?;
-    exe.write_param("b", &vec![0; n * k / 8])?;
+    exe.write_param("s", &vec![0; scale_bytes])?;
+    exe.write_param("b", &vec![0; scale_bytes])?;
     let t = time_runs(&mut exe, reps)?;
-    // Packed codes plus f32 scales and biases: what a decode step streams for this matrix.
-    let bytes = (n * k / 2 + 2 * n * k / 8) as f64;
+    // Packed codes plus scales and biases: what a decode step streams for this matrix.
+    gemv_report(k, n, (n * k / 2 + 2 * scale_bytes) as f64, t, copy)
+}
+
+/// Batch-1 f16 GEMV `[1, k] x [n, k]^T`, read as models read dense weights (widened per load).
+fn dense_gemv(
+    gpu: &Gpu,
+    k: usize,
+    n: usize,
+    copy: f64,
+    reps: usize,
+) -> Result<Value, Box<dyn std::error::Error>> {
+    let mut g = Graph::new();
+    let x = g.input("x", [1, k], DType::F32);
+    let w = g.param("w", [n, k], DType::F16);
+    let w = g.add(Op::Cast { to: DType::F32 }, &[w])?;
+    let wt = g.add(Op::Permute { perm: vec![1, 0] }, &[w])?;
+    let y = g.add(Op::MatMul, &[x, wt])?;
+    let y = g.add(Op::Binary(BinaryOp::Add), &[y, y])?;
+    g.add_output(y)?;
+    let mut exe = load(gpu, &g)?;
+    let bytes = n * k * stored_size(gpu, DType::F16);
+    exe.write_param("w", &vec![0; bytes])?;
+    let t = time_runs(&mut exe, reps)?;
+    gemv_report(k, n, bytes as f64, t, copy)
+}
+
+/// Bytes per element of `dtype` as plans on `gpu` store it (f16 is f32 without SHADER_F16).
+fn stored_size(gpu: &Gpu, dtype: DType) -> usize {
+    if dtype == DType::F16 && !gpu.profile().f16 { 4 } else { dtype.size_bytes() }
+}
+
+fn gemv_report(
+    k: usize,
+    n: usize,
+    bytes: f64,
+    t: Duration,
+    copy: f64,
+) -> Result<Value, Box<dyn std::error::Error>> {
     let gb_s = bytes / t.as_secs_f64() / 1e9;
     Ok(
         json!({ "k": k, "n": n, "ms": t.as_secs_f64() * 1e3, "gb_s": gb_s, "percent_of_copy": 100.0 * gb_s / copy }),
@@ -189,7 +230,11 @@ fn dummy_bench(
     copy_gb_s: Option<f64>,
 ) -> Result<Value, Box<dyn std::error::Error>> {
     let cfg = tessera_models::LlamaConfig::from_file(config)?;
-    let bits = if args.quant == "q8" { 8 } else { 4 };
+    let bits = match args.quant.as_str() {
+        "q8" => 8,
+        "f16" => 16,
+        _ => 4,
+    };
     let weights = tessera_models::llama::dummy::dummy_weights(&cfg, bits, 0)?;
     // Decode streams every weight once, except an untied embedding, of which it reads one row.
     let embedding =
@@ -261,15 +306,17 @@ fn print_human(v: &Value) {
             g["gflop_s"].as_f64().unwrap_or(0.0)
         );
     }
-    for g in v["quant_gemv_q4"].as_array().into_iter().flatten() {
-        println!(
-            "gemv q4 {}x{}: {:.3} ms, {:.1} GB/s ({:.0}% of copy)",
-            g["k"],
-            g["n"],
-            g["ms"].as_f64().unwrap_or(0.0),
-            g["gb_s"].as_f64().unwrap_or(0.0),
-            g["percent_of_copy"].as_f64().unwrap_or(0.0)
-        );
+    for (key, label) in [("quant_gemv_q4", "q4"), ("gemv_f16", "f16")] {
+        for g in v[key].as_array().into_iter().flatten() {
+            println!(
+                "gemv {label} {}x{}: {:.3} ms, {:.1} GB/s ({:.0}% of copy)",
+                g["k"],
+                g["n"],
+                g["ms"].as_f64().unwrap_or(0.0),
+                g["gb_s"].as_f64().unwrap_or(0.0),
+                g["percent_of_copy"].as_f64().unwrap_or(0.0)
+            );
+        }
     }
     let m = &v["model"];
     if !m.is_null() {
