@@ -300,8 +300,8 @@ fn every_quantized_gemv_kernel_matches() {
 
 /// Dense weights (f32 or f16 `[N, K]` rows, read through a transpose and a cast) in the gemv
 /// for up to 8 rows of x, with the same fused RMSNorm prologue and epilogues as the quantized
-/// ones; more rows run the tiled matmul loading the transposed B tile along K. Every chunk kernel:
-/// x staged in one tile and in several (K = 8224; 8 rows of K = 4096).
+/// ones; more rows run the tiled matmul loading the transposed B tile along K. Both chunk kernels:
+/// x staged for rows of fewer chunks than invocations, x read from memory for longer rows.
 #[test]
 fn dense_gemv_and_transposed_matmul_match() {
     let Some(gpu) = gpu() else { return };
@@ -309,9 +309,10 @@ fn dense_gemv_and_transposed_matmul_match() {
         let d = Weights::Dense(dtype);
         let cases = [
             (Case { m: 1, k: 576, n: 37, weights: d }, "dense_gemv4s"),
-            (Case { m: 1, k: 8224, n: 5, weights: d }, "dense_gemv4s"),
-            (Case { m: 3, k: 2112, n: 9, weights: d }, "dense_gemv4s"),
-            (Case { m: 8, k: 4096, n: 6, weights: d }, "dense_gemv4s"),
+            (Case { m: 5, k: 200, n: 12, weights: d }, "dense_gemv4s"),
+            (Case { m: 1, k: 8224, n: 5, weights: d }, "dense_gemv4_"),
+            (Case { m: 3, k: 2112, n: 9, weights: d }, "dense_gemv4_"),
+            (Case { m: 8, k: 4096, n: 6, weights: d }, "dense_gemv4_"),
             (Case { m: 9, k: 200, n: 70, weights: d }, "matmul_f32"),
             (Case { m: 70, k: 64, n: 33, weights: d }, "matmul_f32"),
         ];
