@@ -77,9 +77,14 @@ pub fn plan(
     let storage: Vec<Storage> = nodes.iter().map(|node| Storage::of(node.dtype, profile)).collect();
     let size = |i: usize| buffer_bytes(nodes[i].shape.numel(), storage[i]);
     let limit = profile.limits.max_storage_buffer_binding_size.min(profile.limits.max_buffer_size);
-    // Splitting tensors larger than one binding comes later; until then it is an error.
+    let (live, in_place) = liveness(graph);
+    let is_leaf_or_alias =
+        |op: &Op| matches!(op, Op::Input { .. } | Op::Param { .. } | Op::State { .. } | Op::Reshape { .. });
+    let fused_away = |i: usize| schedule.inlined[i] || schedule.absorbed[i];
+    // Splitting tensors larger than one binding comes later; until then it is an error. Values
+    // computed inline (an f16 weight widened as a matmul loads it) never get a buffer.
     for (i, node) in nodes.iter().enumerate() {
-        if size(i) > limit {
+        if size(i) > limit && !fused_away(i) {
             return Err(CompileError::Limit {
                 what: format!("{} ({}{}) buffer bytes", NodeId(i as u32), node.dtype, node.shape),
                 value: size(i),
@@ -87,10 +92,6 @@ pub fn plan(
             });
         }
     }
-    let (live, in_place) = liveness(graph);
-    let is_leaf_or_alias =
-        |op: &Op| matches!(op, Op::Input { .. } | Op::Param { .. } | Op::State { .. } | Op::Reshape { .. });
-    let fused_away = |i: usize| schedule.inlined[i] || schedule.absorbed[i];
     let computes: Vec<bool> =
         (0..n).map(|i| live[i] && !is_leaf_or_alias(&nodes[i].op) && !fused_away(i)).collect();
 

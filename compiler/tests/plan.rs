@@ -115,6 +115,27 @@ fn tensors_over_the_binding_limit_are_a_limit_error() -> R {
     Ok(())
 }
 
+/// An f16 weight whose f32 widening would not fit one binding is fine when the widening is
+/// computed as the matmul loads it (fused), and a limit error when it needs a buffer (unfused).
+#[test]
+fn a_widened_weight_over_the_limit_needs_no_buffer_when_fused() -> R {
+    let mut g = Graph::new();
+    let x = g.input("x", [1, 4096], DType::F32);
+    let w = g.param("w", [5120, 4096], DType::F16);
+    let w32 = g.add(Op::Cast { to: DType::F32 }, &[w])?;
+    let wt = g.add(Op::Permute { perm: vec![1, 0] }, &[w32])?;
+    let y = g.add(Op::MatMul, &[x, wt])?;
+    g.add_output(y)?;
+    // 40 MiB as f16, 80 MiB widened: only the widened copy exceeds a 64 MiB binding limit.
+    let mut profile = DeviceProfile::full();
+    profile.limits.max_storage_buffer_binding_size = 64 << 20;
+    let plan = compile(&g, &profile, &CompileOptions::default())?;
+    assert_eq!(plan.dispatches.len(), 1, "the cast and permute are loads of the gemv");
+    let err = build(&profile, &g).err().ok_or("expected an error without fusion")?;
+    assert!(matches!(err, CompileError::Limit { .. }), "{err}");
+    Ok(())
+}
+
 #[test]
 fn scratch_buffers_are_reused_when_lifetimes_do_not_overlap() -> R {
     let mut g = Graph::new();
