@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tessera::layers::compiler::{self, CompileOptions};
-use tessera::layers::ir::{BinaryOp, DType, Graph, Op};
+use tessera::layers::ir::{BinaryOp, DType, Graph, NodeId, Op};
 use tessera::layers::runtime::{Executable, Gpu};
 use tessera_models::llama::LlamaModel;
 
@@ -147,6 +147,9 @@ fn gemm(gpu: &Gpu, n: usize, reps: usize) -> Result<Value, Box<dyn std::error::E
     Ok(json!({ "n": n, "dtype": "f32", "ms": t.as_secs_f64() * 1e3, "gflop_s": gflops }))
 }
 
+/// Weight params of a timed gemv, with the bytes written to each.
+type GemvParams = Vec<(&'static str, Vec<u8>)>;
+
 /// Batch-1 4-bit GEMV `[1, k] x [n, k]^T` with group-32 f16 scales and biases (as models load them).
 fn quant_gemv(
     gpu: &Gpu,
@@ -155,22 +158,14 @@ fn quant_gemv(
     copy: f64,
     reps: usize,
 ) -> Result<Value, Box<dyn std::error::Error>> {
-    let mut g = Graph::new();
-    let x = g.input("x", [1, k], DType::F32);
-    let w = g.param("w", [n, k / 8], DType::U32);
-    let s = g.param("s", [n, k / 32], DType::F16);
-    let b = g.param("b", [n, k / 32], DType::F16);
-    let y = g.add(Op::QuantMatMul { bits: 4, group_size: 32 }, &[x, w, s, b])?;
-    let y = g.add(Op::Binary(BinaryOp::Add), &[y, y])?;
-    g.add_output(y)?;
-    let mut exe = load(gpu, &g)?;
     let scale_bytes = n * k / 32 * stored_size(gpu, DType::F16);
-    exe.write_param("w", &vec![0x5a; n * k / 2])?;
-    exe.write_param("s", &vec![0; scale_bytes])?;
-    exe.write_param("b", &vec![0; scale_bytes])?;
-    let t = time_runs(&mut exe, reps)?;
-    // Packed codes plus scales and biases: what a decode step streams for this matrix.
-    gemv_report(k, n, (n * k / 2 + 2 * scale_bytes) as f64, t, copy)
+    time_gemv(gpu, k, n, copy, reps, |g, x| {
+        let w = g.param("w", [n, k / 8], DType::U32);
+        let s = g.param("s", [n, k / 32], DType::F16);
+        let b = g.param("b", [n, k / 32], DType::F16);
+        let y = g.add(Op::QuantMatMul { bits: 4, group_size: 32 }, &[x, w, s, b])?;
+        Ok((y, vec![("w", vec![0x5a; n * k / 2]), ("s", vec![0; scale_bytes]), ("b", vec![0; scale_bytes])]))
+    })
 }
 
 /// Batch-1 f16 GEMV `[1, k] x [n, k]^T`, read as models read dense weights (widened per load).
@@ -181,37 +176,44 @@ fn dense_gemv(
     copy: f64,
     reps: usize,
 ) -> Result<Value, Box<dyn std::error::Error>> {
+    time_gemv(gpu, k, n, copy, reps, |g, x| {
+        let w = g.param("w", [n, k], DType::F16);
+        let w = g.add(Op::Cast { to: DType::F32 }, &[w])?;
+        let wt = g.add(Op::Permute { perm: vec![1, 0] }, &[w])?;
+        let y = g.add(Op::MatMul, &[x, wt])?;
+        Ok((y, vec![("w", vec![0; n * k * stored_size(gpu, DType::F16)])]))
+    })
+}
+
+/// Times `y + y` for the gemv `weights` builds on `x [1, k]`; GB/s counts the weight bytes, what a
+/// decode step streams for this matrix.
+fn time_gemv(
+    gpu: &Gpu,
+    k: usize,
+    n: usize,
+    copy: f64,
+    reps: usize,
+    weights: impl FnOnce(&mut Graph, NodeId) -> Result<(NodeId, GemvParams), tessera::layers::ir::IrError>,
+) -> Result<Value, Box<dyn std::error::Error>> {
     let mut g = Graph::new();
     let x = g.input("x", [1, k], DType::F32);
-    let w = g.param("w", [n, k], DType::F16);
-    let w = g.add(Op::Cast { to: DType::F32 }, &[w])?;
-    let wt = g.add(Op::Permute { perm: vec![1, 0] }, &[w])?;
-    let y = g.add(Op::MatMul, &[x, wt])?;
+    let (y, params) = weights(&mut g, x)?;
     let y = g.add(Op::Binary(BinaryOp::Add), &[y, y])?;
     g.add_output(y)?;
     let mut exe = load(gpu, &g)?;
-    let bytes = n * k * stored_size(gpu, DType::F16);
-    exe.write_param("w", &vec![0; bytes])?;
+    for (name, bytes) in &params {
+        exe.write_param(name, bytes)?;
+    }
     let t = time_runs(&mut exe, reps)?;
-    gemv_report(k, n, bytes as f64, t, copy)
+    let gb_s = params.iter().map(|(_, b)| b.len()).sum::<usize>() as f64 / t.as_secs_f64() / 1e9;
+    Ok(
+        json!({ "k": k, "n": n, "ms": t.as_secs_f64() * 1e3, "gb_s": gb_s, "percent_of_copy": 100.0 * gb_s / copy }),
+    )
 }
 
 /// Bytes per element of `dtype` as plans on `gpu` store it (f16 is f32 without SHADER_F16).
 fn stored_size(gpu: &Gpu, dtype: DType) -> usize {
     if dtype == DType::F16 && !gpu.profile().f16 { 4 } else { dtype.size_bytes() }
-}
-
-fn gemv_report(
-    k: usize,
-    n: usize,
-    bytes: f64,
-    t: Duration,
-    copy: f64,
-) -> Result<Value, Box<dyn std::error::Error>> {
-    let gb_s = bytes / t.as_secs_f64() / 1e9;
-    Ok(
-        json!({ "k": k, "n": n, "ms": t.as_secs_f64() * 1e3, "gb_s": gb_s, "percent_of_copy": 100.0 * gb_s / copy }),
-    )
 }
 
 /// KV cache rows the timed prompts and decode steps need.
