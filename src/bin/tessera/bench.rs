@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tessera::layers::compiler::{self, CompileOptions};
-use tessera::layers::ir::{BinaryOp, DType, Graph, NodeId, Op};
+use tessera::layers::ir::{BinaryOp, DType, Graph, Op};
 use tessera::layers::runtime::{Executable, Gpu};
 use tessera_models::llama::LlamaModel;
 
@@ -61,12 +61,10 @@ pub fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         out["gemm"] =
             Value::Array(args.gemm.iter().map(|&n| gemm(&gpu, n, args.reps)).collect::<Result<_, _>>()?);
         let shapes = [(576, 1536), (2048, 8192), (4096, 14336)];
-        let gemv =
-            shapes.iter().map(|&(k, n)| quant_gemv(&gpu, k, n, copy, args.reps)).collect::<Result<_, _>>()?;
-        out["quant_gemv_q4"] = Value::Array(gemv);
-        let gemv =
-            shapes.iter().map(|&(k, n)| dense_gemv(&gpu, k, n, copy, args.reps)).collect::<Result<_, _>>()?;
-        out["gemv_f16"] = Value::Array(gemv);
+        for (key, kind) in [("quant_gemv_q4", GemvKind::Q4), ("gemv_f16", GemvKind::F16)] {
+            let rows = shapes.iter().map(|&(k, n)| gemv(&gpu, kind, k, n, copy, args.reps));
+            out[key] = Value::Array(rows.collect::<Result<_, _>>()?);
+        }
     }
     if let Some(config) = &args.config {
         out["model"] = dummy_bench(&gpu, config, args, out["copy_gb_s"].as_f64())?;
@@ -147,57 +145,44 @@ fn gemm(gpu: &Gpu, n: usize, reps: usize) -> Result<Value, Box<dyn std::error::E
     Ok(json!({ "n": n, "dtype": "f32", "ms": t.as_secs_f64() * 1e3, "gflop_s": gflops }))
 }
 
-/// Weight params of a timed gemv, with the bytes written to each.
-type GemvParams = Vec<(&'static str, Vec<u8>)>;
-
-/// Batch-1 4-bit GEMV `[1, k] x [n, k]^T` with group-32 f16 scales and biases (as models load them).
-fn quant_gemv(
-    gpu: &Gpu,
-    k: usize,
-    n: usize,
-    copy: f64,
-    reps: usize,
-) -> Result<Value, Box<dyn std::error::Error>> {
-    let scale_bytes = n * k / 32 * stored_size(gpu, DType::F16);
-    time_gemv(gpu, k, n, copy, reps, |g, x| {
-        let w = g.param("w", [n, k / 8], DType::U32);
-        let s = g.param("s", [n, k / 32], DType::F16);
-        let b = g.param("b", [n, k / 32], DType::F16);
-        let y = g.add(Op::QuantMatMul { bits: 4, group_size: 32 }, &[x, w, s, b])?;
-        Ok((y, vec![("w", vec![0x5a; n * k / 2]), ("s", vec![0; scale_bytes]), ("b", vec![0; scale_bytes])]))
-    })
+/// Weights of a timed batch-1 GEMV `[1, k] x [n, k]^T`, stored as models load them.
+#[derive(Clone, Copy)]
+enum GemvKind {
+    /// 4-bit codes with group-32 f16 scales and biases.
+    Q4,
+    /// Dense f16 rows, widened per load.
+    F16,
 }
 
-/// Batch-1 f16 GEMV `[1, k] x [n, k]^T`, read as models read dense weights (widened per load).
-fn dense_gemv(
+/// Times `y + y` for one GEMV; GB/s counts the weight bytes, what a decode step streams for the
+/// matrix.
+fn gemv(
     gpu: &Gpu,
+    kind: GemvKind,
     k: usize,
     n: usize,
     copy: f64,
     reps: usize,
-) -> Result<Value, Box<dyn std::error::Error>> {
-    time_gemv(gpu, k, n, copy, reps, |g, x| {
-        let w = g.param("w", [n, k], DType::F16);
-        let w = g.add(Op::Cast { to: DType::F32 }, &[w])?;
-        let wt = g.add(Op::Permute { perm: vec![1, 0] }, &[w])?;
-        let y = g.add(Op::MatMul, &[x, wt])?;
-        Ok((y, vec![("w", vec![0; n * k * stored_size(gpu, DType::F16)])]))
-    })
-}
-
-/// Times `y + y` for the gemv `weights` builds on `x [1, k]`; GB/s counts the weight bytes, what a
-/// decode step streams for this matrix.
-fn time_gemv(
-    gpu: &Gpu,
-    k: usize,
-    n: usize,
-    copy: f64,
-    reps: usize,
-    weights: impl FnOnce(&mut Graph, NodeId) -> Result<(NodeId, GemvParams), tessera::layers::ir::IrError>,
 ) -> Result<Value, Box<dyn std::error::Error>> {
     let mut g = Graph::new();
     let x = g.input("x", [1, k], DType::F32);
-    let (y, params) = weights(&mut g, x)?;
+    let half = stored_size(gpu, DType::F16);
+    let (y, params) = match kind {
+        GemvKind::Q4 => {
+            let w = g.param("w", [n, k / 8], DType::U32);
+            let s = g.param("s", [n, k / 32], DType::F16);
+            let b = g.param("b", [n, k / 32], DType::F16);
+            let y = g.add(Op::QuantMatMul { bits: 4, group_size: 32 }, &[x, w, s, b])?;
+            let scales = vec![0; n * k / 32 * half];
+            (y, vec![("w", vec![0x5a; n * k / 2]), ("s", scales.clone()), ("b", scales)])
+        }
+        GemvKind::F16 => {
+            let w = g.param("w", [n, k], DType::F16);
+            let w = g.add(Op::Cast { to: DType::F32 }, &[w])?;
+            let wt = g.add(Op::Permute { perm: vec![1, 0] }, &[w])?;
+            (g.add(Op::MatMul, &[x, wt])?, vec![("w", vec![0; n * k * half])])
+        }
+    };
     let y = g.add(Op::Binary(BinaryOp::Add), &[y, y])?;
     g.add_output(y)?;
     let mut exe = load(gpu, &g)?;
