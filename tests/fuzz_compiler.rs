@@ -400,3 +400,50 @@ fn check_norm_gemvs(gpu: &tessera::layers::runtime::Gpu, r: &mut StdRng, case: C
     let plan = compile(&g, gpu.profile(), &CompileOptions::default()).expect("plan");
     plan.dispatches.iter().map(|d| plan.kernels[d.kernel].name.clone()).collect()
 }
+
+/// Gathered f16 rows (a dequantized row with f16 scales, a dense f16 table) widened to f32 by a
+/// cast that the gather stores as its epilogue: one kernel each, and bit-equal to the
+/// interpreter, which rounds the gather's result to f16 before the cast (the epilogue must too:
+/// scale * code + bias is rarely an f16 value).
+#[test]
+fn f16_gathers_widened_in_their_epilogue_match_exactly() {
+    let Some(gpu) = gpu() else { return };
+    let mut r = rng(7);
+    let (n, k) = (5usize, 64usize);
+    let mut g = Graph::new();
+    let idx = g.input("idx", [3], DType::U32);
+    let w = g.param("w", [n, k / 8], DType::U32);
+    let s = g.param("s", [n, k / 32], DType::F16);
+    let b = g.param("b", [n, k / 32], DType::F16);
+    let rows = g.add(Op::QuantGather { bits: 4, group_size: 32 }, &[w, s, b, idx]).expect("quant_gather");
+    let quant = g.add(Op::Cast { to: DType::F32 }, &[rows]).expect("cast");
+    let table = g.param("t", [n, k], DType::F16);
+    let rows = g.add(Op::Gather, &[table, idx]).expect("gather");
+    let dense = g.add(Op::Cast { to: DType::F32 }, &[rows]).expect("cast");
+    g.set_outputs(vec![quant, dense]).expect("outputs");
+    let half = |r: &mut StdRng, lo: f64, hi: f64| DType::F16.round(r.random_range(lo..hi));
+    let values =
+        |r: &mut StdRng, count: usize, f: &dyn Fn(&mut StdRng) -> f64| (0..count).map(|_| f(r)).collect();
+    let binds = vec![
+        ("idx", Tensor::new(vec![3], DType::U32, vec![4.0, 0.0, 2.0])),
+        (
+            "w",
+            Tensor::new(
+                vec![n, k / 8],
+                DType::U32,
+                values(&mut r, n * k / 8, &|r| r.random_range(0..u32::MAX) as f64),
+            ),
+        ),
+        ("s", Tensor::new(vec![n, k / 32], DType::F16, values(&mut r, n * k / 32, &|r| half(r, 0.01, 0.1)))),
+        ("b", Tensor::new(vec![n, k / 32], DType::F16, values(&mut r, n * k / 32, &|r| half(r, -0.1, 0.1)))),
+        ("t", Tensor::new(vec![n, k], DType::F16, values(&mut r, n * k, &|r| half(r, -2.0, 2.0)))),
+    ];
+    let want = interp::run(&g, &binds).expect("interpreter");
+    let got = run_gpu_with(gpu, &g, &binds, &CompileOptions::default()).expect("gpu");
+    for (w, x) in want.iter().zip(&got) {
+        assert_eq!(w.data, x.data, "the widened rows differ from the interpreter's");
+    }
+    let plan = compile(&g, gpu.profile(), &CompileOptions::default()).expect("plan");
+    let kernels: Vec<&str> = plan.dispatches.iter().map(|d| plan.kernels[d.kernel].name.as_str()).collect();
+    assert_eq!(kernels.len(), 2, "each cast is its gather's epilogue: {kernels:?}");
+}

@@ -361,3 +361,41 @@ fn split_nibbles(qs: &[u8], codes: &mut [u8; 32]) {
         codes[j + 16] = q >> 4;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn matrix(scales: Vec<f32>, biases: Vec<f32>) -> QuantMatrix {
+        QuantMatrix {
+            rows: 2,
+            cols: 32,
+            bits: 4,
+            group_size: 32,
+            words: vec![0x7654_3210; 8],
+            scales,
+            biases,
+        }
+    }
+
+    /// f16 scales and biases only when every value survives the conversion; the merge keeps
+    /// layers with different scale dtypes apart.
+    #[test]
+    fn scales_are_f16_only_when_exact_and_merges_need_one_dtype() {
+        let mut w = WeightIndex::default();
+        w.insert_quant_linear("a", matrix(vec![0.125, 0.0625], vec![-1.0, -0.5]));
+        w.insert_quant_linear("b", matrix(vec![0.1, 0.0625], vec![-1.0, -0.5]));
+        let scales = |w: &WeightIndex, name: &str| match w.linear(name) {
+            Ok(Linear::Quant { scales, .. }) => Some(scales),
+            _ => None,
+        };
+        assert_eq!(scales(&w, "a"), Some(DType::F16));
+        assert_eq!(scales(&w, "b"), Some(DType::F32), "0.1 is not an f16 value");
+        assert_eq!(w.params["a.scales"].bytes.len(), 2 * 2);
+        assert_eq!(w.params["b.biases"].to_f32(), Some(vec![-1.0, -0.5]));
+        assert!(!w.merge_linears(&["a", "b"], "ab"), "mixed scale dtypes stay separate");
+        w.insert_quant_linear("c", matrix(vec![0.25, 0.5], vec![-2.0, -4.0]));
+        assert!(w.merge_linears(&["a", "c"], "ac"));
+        assert_eq!(w.params["ac.scales"].to_f32(), Some(vec![0.125, 0.0625, 0.25, 0.5]));
+    }
+}
