@@ -3,6 +3,10 @@
 // weights need no SHADER_F16. Generated above: R, N, VECS, CODES, load_w4, and `unpack4` (values
 // 4j..4j+3 of a chunk's words as f32).
 
+// x needs no prescaling (see gemv_chunk_quant.wgsl).
+const X_SCALE: vec4<f32> = vec4<f32>(1.0);
+const X_UNSCALE: vec4<f32> = vec4<f32>(1.0);
+
 // The R rows' words of chunk `v`.
 struct Chunk {
     w: array<vec4<u32>, R>,

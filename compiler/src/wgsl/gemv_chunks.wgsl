@@ -6,7 +6,7 @@
 // gives x * weight and each invocation also sums the squares of the x it loads (every x once per
 // workgroup), so the row's 1/rms scales the total at the end. Generated above: M, N, K, R, RM
 // (= R * M), SLOTS (RM, plus M with NORM), VECS (chunks per row), CODES (values per chunk), WG,
-// GRID_X, load_x, NORM, norm_sq, the chunk format (Chunk, fetch, weights4, row_dot) and
+// GRID_X, load_x, NORM, norm_sq, the chunk format (Chunk, fetch, weights4, row_dot, X_SCALE) and
 // finish_rows (gemv_common.wgsl: the workgroup sum and the stores).
 
 @compute @workgroup_size(WG)
@@ -27,8 +27,9 @@ fn main(ids: Ids) {
                 if (NORM) {
                     sq = sq + vec4<f32>(norm_sq(at), norm_sq(at + 1u), norm_sq(at + 2u), norm_sq(at + 3u));
                 }
+                let xs = x * X_SCALE;
                 for (var r = 0u; r < R; r = r + 1u) {
-                    dots[r] = dots[r] + dot(weights4(c, r, j), x);
+                    dots[r] = dots[r] + dot(weights4(c, r, j), xs);
                 }
             }
             let s = xsum.x + xsum.y + xsum.z + xsum.w;

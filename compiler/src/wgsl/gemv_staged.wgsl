@@ -4,12 +4,13 @@
 // once per element), one padding vec4 after each chunk so the per-chunk vec4 reads below hit
 // distinct banks. Invocation `lid` then takes chunks v = lid, lid + WG, ... of the tile for all R
 // rows, the chunk format (gemv_chunk_quant.wgsl or gemv_chunk_dense.wgsl) turning each into
-// values in registers (weights fetched one chunk ahead). With a fused RMSNorm (NORM), load_x
-// gives x * weight and the staging sums the squares, so the row's 1/rms scales the total at the
-// end. Generated above: M, N, K, R, RM (= R * M), SLOTS (RM, plus M with NORM), VECS (chunks per
-// row), CODES (values per chunk), TILE, WG, GRID_X, load_x, NORM, norm_sq, the chunk format
-// (Chunk, fetch, weights4, row_dot) and finish_rows (gemv_common.wgsl: the workgroup sum and
-// the stores).
+// values in registers. Weights are not fetched a chunk ahead: the registers that takes cost
+// more than it hides (H200, 8B q4 decode 153 tok/s without, 144 with). With a fused RMSNorm
+// (NORM), load_x gives x * weight and the staging sums the squares, so the row's 1/rms scales
+// the total at the end. Generated above: M, N, K, R, RM (= R * M), SLOTS (RM, plus M with NORM),
+// VECS (chunks per row), CODES (values per chunk), TILE, WG, GRID_X, load_x, NORM, norm_sq, the
+// chunk format (Chunk, fetch, weights4, row_dot, X_SCALE, X_UNSCALE) and finish_rows
+// (gemv_common.wgsl: the workgroup sum and the stores).
 
 // Vec4s of x per chunk, and per staged chunk with its padding.
 const XQ: u32 = CODES / 4u;
@@ -21,13 +22,6 @@ var<workgroup> xs: array<vec4<f32>, M * TILE * XQ_PAD>;
 fn main(ids: Ids) {
     let n0 = (ids.wid.x + ids.wid.y * GRID_X) * R;
     var acc: array<f32, SLOTS>;
-    // Weights are fetched one chunk ahead (TILE is a multiple of WG unless one tile holds the
-    // row, so an invocation's chunks are lid, lid + WG, ... across tiles): the first before x is
-    // staged, each next one before the current is used, so their latency overlaps the rest.
-    var ahead: Chunk;
-    if (ids.lid < VECS) {
-        ahead = fetch(n0, ids.lid);
-    }
     for (var c0 = 0u; c0 < VECS; c0 = c0 + TILE) {
         let end = min(c0 + TILE, VECS);
         workgroupBarrier();
@@ -36,7 +30,7 @@ fn main(ids: Ids) {
             for (var q = ids.lid; q < (end - c0) * XQ; q = q + WG) {
                 let at = m * K + c0 * CODES + 4u * q;
                 xs[(m * TILE) * XQ_PAD + q + q / XQ] =
-                    vec4<f32>(load_x(at), load_x(at + 1u), load_x(at + 2u), load_x(at + 3u));
+                    vec4<f32>(load_x(at), load_x(at + 1u), load_x(at + 2u), load_x(at + 3u)) * X_SCALE;
                 if (NORM) {
                     sq = sq + vec4<f32>(norm_sq(at), norm_sq(at + 1u), norm_sq(at + 2u), norm_sq(at + 3u));
                 }
@@ -47,16 +41,13 @@ fn main(ids: Ids) {
         }
         workgroupBarrier();
         for (var v = c0 + ids.lid; v < end; v = v + WG) {
-            let c = ahead;
-            if (v + WG < VECS) {
-                ahead = fetch(n0, v + WG);
-            }
+            let c = fetch(n0, v);
             for (var m = 0u; m < M; m = m + 1u) {
                 var dots: array<f32, R>;
                 var xsum = vec4<f32>(0.0);
                 for (var j = 0u; j < XQ; j = j + 1u) {
                     let x = xs[(m * TILE + v - c0) * XQ_PAD + j];
-                    xsum = xsum + x;
+                    xsum = xsum + x * X_UNSCALE;
                     for (var r = 0u; r < R; r = r + 1u) {
                         dots[r] = dots[r] + dot(weights4(c, r, j), x);
                     }
