@@ -278,11 +278,12 @@ fn norm_prologue_and_epilogues_of_quantized_gemv_match() {
     }
 }
 
-/// Each gemv kernel, picked by the layout for these shapes on lavapipe's limits (32 KiB of
-/// workgroup memory): x staged in one tile, in several tiles (K = 8224 is 257 chunks), loaded per
-/// chunk when no tile fits beside 8 rows, and the word kernel for 8-code groups.
+/// Each quantized matmul kernel, picked for these shapes on lavapipe's limits (32 KiB of
+/// workgroup memory): the gemv with x staged in one tile, in several tiles (K = 8224 is 257
+/// chunks), loaded per chunk when no tile fits beside 8 rows, the word gemv for 8-code groups,
+/// and the tiled kernel with its short 16- and 32-row tiles and its full 64-row tile.
 #[test]
-fn every_quantized_gemv_kernel_matches() {
+fn every_quantized_matmul_kernel_matches() {
     let Some(gpu) = gpu() else { return };
     let q = |bits, group| Weights::Quant { bits, group };
     let cases = [
@@ -291,6 +292,9 @@ fn every_quantized_gemv_kernel_matches() {
         (Case { m: 3, k: 2112, n: 9, weights: q(8, 32) }, "gemv4s"),
         (Case { m: 8, k: 2112, n: 6, weights: q(4, 32) }, "gemv4_"),
         (Case { m: 2, k: 576, n: 11, weights: q(4, 8) }, "gemv_"),
+        (Case { m: 9, k: 576, n: 70, weights: q(4, 32) }, "quant_matmul_q4g32_f32_16x64"),
+        (Case { m: 17, k: 128, n: 33, weights: q(8, 32) }, "quant_matmul_q8g32_f32_32x64"),
+        (Case { m: 33, k: 64, n: 9, weights: q(4, 32) }, "quant_matmul_q4g32_f32_64x64"),
     ];
     for (i, (case, kernel)) in cases.into_iter().enumerate() {
         let kernels = check_norm_gemvs(gpu, &mut rng(100 + i as u64), case);
@@ -300,7 +304,8 @@ fn every_quantized_gemv_kernel_matches() {
 
 /// Dense weights (f32 or f16 `[N, K]` rows, read through a transpose and a cast) in the gemv
 /// for up to 8 rows of x, with the same fused RMSNorm prologue and epilogues as the quantized
-/// ones; more rows run the tiled matmul loading the transposed B tile along K. Both chunk kernels:
+/// ones; more rows run the tiled matmul loading the transposed B tile along K (a 16- or 32-row
+/// tile for short prompts, 64 rows beyond). Both chunk kernels:
 /// x staged for rows of fewer chunks than invocations, x read from memory for longer rows.
 #[test]
 fn dense_gemv_and_transposed_matmul_match() {
@@ -313,8 +318,9 @@ fn dense_gemv_and_transposed_matmul_match() {
             (Case { m: 1, k: 8224, n: 5, weights: d }, "dense_gemv4_"),
             (Case { m: 3, k: 2112, n: 9, weights: d }, "dense_gemv4_"),
             (Case { m: 8, k: 4096, n: 6, weights: d }, "dense_gemv4_"),
-            (Case { m: 9, k: 200, n: 70, weights: d }, "matmul_f32"),
-            (Case { m: 70, k: 64, n: 33, weights: d }, "matmul_f32"),
+            (Case { m: 9, k: 200, n: 70, weights: d }, "matmul_f32_16x64"),
+            (Case { m: 32, k: 72, n: 65, weights: d }, "matmul_f32_32x64"),
+            (Case { m: 70, k: 64, n: 33, weights: d }, "matmul_f32_64x64"),
         ];
         for (j, (case, kernel)) in cases.into_iter().enumerate() {
             let kernels = check_norm_gemvs(gpu, &mut rng(200 + 10 * i as u64 + j as u64), case);

@@ -36,7 +36,7 @@ impl Tile {
         (self.bm / self.tm) * (self.bn / self.tn)
     }
 
-    /// Workgroup memory of the A and B tiles (f32).
+    /// Workgroup memory of the A and B tiles (f32), unpadded as `quant_matmul.wgsl` keeps them.
     pub fn workgroup_bytes(&self) -> u32 {
         4 * self.bk * (self.bm + self.bn)
     }
@@ -44,6 +44,25 @@ impl Tile {
     /// Workgroup memory of `matmul.wgsl`'s tiles, each row padded by one element.
     pub fn padded_workgroup_bytes(&self) -> u32 {
         4 * self.bk * (self.bm + self.bn + 2)
+    }
+
+    /// True when the device's invocation and workgroup-memory limits allow the tile.
+    fn fits(&self, target: &Target) -> bool {
+        let l = &target.profile.limits;
+        let threads_cap = l.max_compute_invocations_per_workgroup.min(l.max_compute_workgroup_size_x);
+        self.threads() <= threads_cap && self.padded_workgroup_bytes() <= l.max_compute_workgroup_storage_size
+    }
+
+    /// The tile for `m` rows of C: the largest the device allows, or a 16- or 32-row tile as
+    /// wide when `m` is that short (a short prompt), so the tile does not compute padding rows.
+    /// Each element of C sums over K in the same order whatever the tile.
+    pub fn for_rows(target: &Target, m: usize) -> Result<Tile, CompileError> {
+        let full = Tile::for_target(target)?;
+        let short =
+            [Tile { bm: 16, bn: 64, bk: 16, tm: 1, tn: 4 }, Tile { bm: 32, bn: 64, bk: 16, tm: 2, tn: 4 }]
+                .into_iter()
+                .find(|t| m <= t.bm as usize && t.bm < full.bm && t.fits(target));
+        Ok(short.unwrap_or(full))
     }
 
     /// The largest tile the device allows (64x64 with 4x4 per invocation on the portable floor).
@@ -55,18 +74,11 @@ impl Tile {
             Tile { bm: 16, bn: 16, bk: 16, tm: 4, tn: 4 },
             Tile { bm: 8, bn: 8, bk: 8, tm: 4, tn: 4 },
         ];
-        let threads_cap = l.max_compute_invocations_per_workgroup.min(l.max_compute_workgroup_size_x);
-        candidates
-            .into_iter()
-            .find(|t| {
-                t.threads() <= threads_cap
-                    && t.padded_workgroup_bytes() <= l.max_compute_workgroup_storage_size
-            })
-            .ok_or(CompileError::Limit {
-                what: "matmul: workgroup memory for the smallest tile (bytes)".into(),
-                value: 512,
-                limit: l.max_compute_workgroup_storage_size as u64,
-            })
+        candidates.into_iter().find(|t| t.fits(target)).ok_or(CompileError::Limit {
+            what: "matmul: workgroup memory for the smallest tile (bytes)".into(),
+            value: 512,
+            limit: l.max_compute_workgroup_storage_size as u64,
+        })
     }
 }
 
@@ -97,7 +109,7 @@ pub fn matmul(target: &Target, a: &Value, b: &Value, out: &Value) -> Result<Laun
             return gemv(target, x_rows, k, a, weights, out);
         }
     }
-    let tile = Tile::for_target(target)?;
+    let tile = Tile::for_rows(target, m)?;
     let batch_shape = &out.shape[..ro - 2];
     let batch: usize = batch_shape.iter().product();
     let name = format!("matmul_{}_{}x{}", a.dtype.name(), tile.bm, tile.bn);

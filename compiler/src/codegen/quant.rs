@@ -116,7 +116,7 @@ fn tiled(
     weights: &Packed,
     out: &Value,
 ) -> Result<Launch, CompileError> {
-    let tile = Tile::for_target(target)?;
+    let tile = Tile::for_rows(target, m)?;
     let name = format!(
         "quant_matmul_q{}g{}_{}_{}x{}",
         weights.bits,
