@@ -1,6 +1,7 @@
 // Batched matmul C[b] = A[b] x B[b], tiled through workgroup memory: each workgroup computes a
 // BM x BN tile of C, each invocation a TM x TN register block (rows ty + i*(BM/TM), columns
-// tx + j*(BN/TN)), stepping K by BK; f32 accumulation, bounds-checked for any M, N, K.
+// tx + j*(BN/TN)), stepping K by BK; f32 accumulation, bounds-checked for any M, N, K. The next
+// step's tiles are loaded into registers while the current one is multiplied.
 // Generated above: M, N, K, BM, BN, BK, TM, TN, WG, TILES_M, TILES_N, GROUPS, GRID_X,
 // B_KMAJOR (B is the transpose of an [N, K] matrix: load its tile along K), a_batch, b_batch
 // (batch offsets with broadcasting), load_a, load_b, store_c.
@@ -10,6 +11,50 @@ const BMP: u32 = BM + 1u;
 const BNP: u32 = BN + 1u;
 var<workgroup> a_tile: array<f32, BK * BMP>;
 var<workgroup> b_tile: array<f32, BK * BNP>;
+
+// Elements of the A and B tiles each invocation loads per K step.
+const A_PER: u32 = (BM * BK + WG - 1u) / WG;
+const B_PER: u32 = (BK * BN + WG - 1u) / WG;
+
+// (k, column) of B tile element i: along N, or along K when B is the transpose of [N, K] rows.
+fn b_at(i: u32) -> vec2<u32> {
+    if (B_KMAJOR == 1u) {
+        return vec2<u32>(i % BK, i / BK);
+    }
+    return vec2<u32>(i / BN, i % BN);
+}
+
+// This invocation's elements of the A and B tiles at K step k0 (zero outside the matrices).
+fn load_tiles(
+    a: ptr<function, array<f32, A_PER>>,
+    b: ptr<function, array<f32, B_PER>>,
+    k0: u32,
+    lid: u32,
+    a_base: u32,
+    b_base: u32,
+    row0: u32,
+    col0: u32,
+) {
+    for (var e = 0u; e < A_PER; e = e + 1u) {
+        let i = lid + e * WG;
+        let r = i / BK;
+        let kk = i % BK;
+        var v = 0.0;
+        if (i < BM * BK && row0 + r < M && k0 + kk < K) {
+            v = load_a(a_base + (row0 + r) * K + k0 + kk);
+        }
+        (*a)[e] = v;
+    }
+    for (var e = 0u; e < B_PER; e = e + 1u) {
+        let i = lid + e * WG;
+        let at = b_at(i);
+        var v = 0.0;
+        if (i < BK * BN && k0 + at.x < K && col0 + at.y < N) {
+            v = load_b(b_base + (k0 + at.x) * N + col0 + at.y);
+        }
+        (*b)[e] = v;
+    }
+}
 
 @compute @workgroup_size(WG)
 fn main(ids: Ids) {
@@ -28,30 +73,29 @@ fn main(ids: Ids) {
     let ty = ids.lid / (BN / TN);
 
     var acc: array<f32, TM * TN>;
+    // The next K step's tile elements of this invocation, loaded into registers before the
+    // current step's products so their latency overlaps them.
+    var a_next: array<f32, A_PER>;
+    var b_next: array<f32, B_PER>;
+    load_tiles(&a_next, &b_next, 0u, ids.lid, a_base, b_base, row0, col0);
     for (var k0 = 0u; k0 < K; k0 = k0 + BK) {
-        for (var i = ids.lid; i < BM * BK; i = i + WG) {
-            let r = i / BK;
-            let kk = i % BK;
-            var v = 0.0;
-            if (row0 + r < M && k0 + kk < K) {
-                v = load_a(a_base + (row0 + r) * K + k0 + kk);
+        for (var e = 0u; e < A_PER; e = e + 1u) {
+            let i = ids.lid + e * WG;
+            if (i < BM * BK) {
+                a_tile[(i % BK) * BMP + i / BK] = a_next[e];
             }
-            a_tile[kk * BMP + r] = v;
         }
-        for (var i = ids.lid; i < BK * BN; i = i + WG) {
-            var kk = i / BN;
-            var c = i % BN;
-            if (B_KMAJOR == 1u) {
-                kk = i % BK;
-                c = i / BK;
+        for (var e = 0u; e < B_PER; e = e + 1u) {
+            let i = ids.lid + e * WG;
+            if (i < BK * BN) {
+                let at = b_at(i);
+                b_tile[at.x * BNP + at.y] = b_next[e];
             }
-            var v = 0.0;
-            if (k0 + kk < K && col0 + c < N) {
-                v = load_b(b_base + (k0 + kk) * N + col0 + c);
-            }
-            b_tile[kk * BNP + c] = v;
         }
         workgroupBarrier();
+        if (k0 + BK < K) {
+            load_tiles(&a_next, &b_next, k0 + BK, ids.lid, a_base, b_base, row0, col0);
+        }
         for (var kk = 0u; kk < BK; kk = kk + 1u) {
             var a_reg: array<f32, TM>;
             var b_reg: array<f32, TN>;
