@@ -97,17 +97,27 @@ pub fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// Median GPU time of `reps` runs after one warm-up.
-fn time_runs(exe: &mut Executable, reps: usize) -> Result<Duration, Box<dyn std::error::Error>> {
-    exe.run_without_readback()?;
-    let mut times = Vec::with_capacity(reps);
+/// Median of `reps` (at least one) timings by `run`.
+fn median_time(
+    reps: usize,
+    mut run: impl FnMut() -> Result<Duration, Box<dyn std::error::Error>>,
+) -> Result<Duration, Box<dyn std::error::Error>> {
+    let mut times = Vec::with_capacity(reps.max(1));
     for _ in 0..reps.max(1) {
-        let start = Instant::now();
-        exe.run_without_readback()?;
-        times.push(exe.last_gpu_time().unwrap_or_else(|| start.elapsed()));
+        times.push(run()?);
     }
     times.sort();
     Ok(times[times.len() / 2])
+}
+
+/// Median GPU time of `reps` runs after one warm-up.
+fn time_runs(exe: &mut Executable, reps: usize) -> Result<Duration, Box<dyn std::error::Error>> {
+    exe.run_without_readback()?;
+    median_time(reps, || {
+        let start = Instant::now();
+        exe.run_without_readback()?;
+        Ok(exe.last_gpu_time().unwrap_or_else(|| start.elapsed()))
+    })
 }
 
 fn load(gpu: &Gpu, g: &Graph) -> Result<Executable, Box<dyn std::error::Error>> {
@@ -256,15 +266,12 @@ fn model_bench(
         let ids: Vec<u32> = (0..len as u32).map(|i| 100 + i % 1000).collect();
         model.prepare(len, false)?;
         model.prefill(&ids, false)?;
-        let mut times = Vec::with_capacity(PREFILL_RUNS);
-        for _ in 0..PREFILL_RUNS {
+        let t = median_time(PREFILL_RUNS, || {
             let start = Instant::now();
             model.prefill(&ids, false)?;
-            times.push(start.elapsed().as_secs_f64());
-        }
-        times.sort_by(f64::total_cmp);
-        let t = times[times.len() / 2];
-        prefill.push(json!({ "tokens": len, "tok_s": len as f64 / t }));
+            Ok(start.elapsed())
+        })?;
+        prefill.push(json!({ "tokens": len, "tok_s": len as f64 / t.as_secs_f64() }));
     }
     // Greedy decode as `generate` runs it: steps chained on the GPU, tokens read one step behind.
     // A few untimed steps first, so clocks and caches are warm for the timed ones.
