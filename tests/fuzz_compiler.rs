@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{gpu, rng, run_gpu_with};
+use common::{gpu, gpu_without_subgroups, rng, run_gpu_with};
 use rand::Rng;
 use rand::rngs::StdRng;
 use tessera::layers::compiler::{CompileOptions, DeviceProfile, compile};
@@ -279,26 +279,47 @@ fn norm_prologue_and_epilogues_of_quantized_gemv_match() {
 }
 
 /// Each quantized matmul kernel, picked for these shapes on lavapipe's limits (32 KiB of
-/// workgroup memory): the gemv with x staged in one tile, in several tiles (K = 8224 is 257
-/// chunks), loaded per chunk when no tile fits beside 8 rows, the word gemv for 8-code groups,
-/// and the tiled kernel with its short 16- and 32-row tiles and its full 64-row tile.
+/// workgroup memory, subgroups of 8). With subgroups, 4- and 8-bit gemvs run the subgroup-rows
+/// kernel (x staged in one tile; in several for K = 8224, 257 chunks, for 2 rows at K = 4096 and
+/// for 8 rows of x). Without subgroups they run the staged kernel in one or several tiles, or load
+/// x per chunk when no tile fits beside 8 rows; 8-code groups run the word gemv, and longer
+/// prompts the tiled kernel with its short 16- and 32-row tiles and its full 64-row tile.
 #[test]
 fn every_quantized_matmul_kernel_matches() {
-    let Some(gpu) = gpu() else { return };
+    let (Some(gpu), Some(plain)) = (gpu(), gpu_without_subgroups()) else { return };
     let q = |bits, group| Weights::Quant { bits, group };
     let cases = [
-        (Case { m: 1, k: 2112, n: 17, weights: q(4, 32) }, "gemv4s"),
-        (Case { m: 1, k: 8224, n: 5, weights: q(4, 32) }, "gemv4s"),
-        (Case { m: 3, k: 2112, n: 9, weights: q(8, 32) }, "gemv4s"),
-        (Case { m: 8, k: 2112, n: 6, weights: q(4, 32) }, "gemv4_"),
-        (Case { m: 2, k: 576, n: 11, weights: q(4, 8) }, "gemv_"),
-        (Case { m: 9, k: 576, n: 70, weights: q(4, 32) }, "quant_matmul_q4g32_f32_16x64"),
-        (Case { m: 17, k: 128, n: 33, weights: q(8, 32) }, "quant_matmul_q8g32_f32_32x64"),
-        (Case { m: 33, k: 64, n: 9, weights: q(4, 32) }, "quant_matmul_q4g32_f32_64x64"),
+        (Case { m: 1, k: 2112, n: 17, weights: q(4, 32) }, "gemv4r", "gemv4s"),
+        (Case { m: 1, k: 8224, n: 5, weights: q(4, 32) }, "gemv4r", "gemv4s"),
+        (Case { m: 2, k: 4096, n: 75, weights: q(4, 32) }, "gemv4r", "gemv4s"),
+        (Case { m: 3, k: 2112, n: 9, weights: q(8, 32) }, "gemv4r", "gemv4s"),
+        (Case { m: 8, k: 2112, n: 6, weights: q(4, 32) }, "gemv4r", "gemv4_"),
+        (Case { m: 2, k: 576, n: 11, weights: q(4, 8) }, "gemv_", "gemv_"),
+        (
+            Case { m: 9, k: 576, n: 70, weights: q(4, 32) },
+            "quant_matmul_q4g32_f32_16x64",
+            "quant_matmul_q4g32_f32_16x64",
+        ),
+        (
+            Case { m: 17, k: 128, n: 33, weights: q(8, 32) },
+            "quant_matmul_q8g32_f32_32x64",
+            "quant_matmul_q8g32_f32_32x64",
+        ),
+        (
+            Case { m: 33, k: 64, n: 9, weights: q(4, 32) },
+            "quant_matmul_q4g32_f32_64x64",
+            "quant_matmul_q4g32_f32_64x64",
+        ),
     ];
-    for (i, (case, kernel)) in cases.into_iter().enumerate() {
-        let kernels = check_norm_gemvs(gpu, &mut rng(100 + i as u64), case);
-        assert!(kernels.iter().any(|k| k.contains(kernel)), "{case:?} runs {kernels:?}, expected {kernel}");
+    for (i, (case, with_subgroups, without)) in cases.into_iter().enumerate() {
+        for (device, kernel) in [(gpu, with_subgroups), (plain, without)] {
+            let kernels = check_norm_gemvs(device, &mut rng(100 + i as u64), case);
+            assert!(
+                kernels.iter().any(|k| k.contains(kernel)),
+                "{case:?} runs {kernels:?}, expected {kernel} (subgroups: {})",
+                device.profile().subgroups
+            );
+        }
     }
 }
 

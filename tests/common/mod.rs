@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use tessera::layers::compiler::{self, CompileOptions};
 use tessera::layers::ir::interp::Tensor;
 use tessera::layers::ir::{BinaryOp, DType, Graph, Op, UnaryOp};
-use tessera::layers::runtime::Gpu;
+use tessera::layers::runtime::{Gpu, GpuOptions};
 
 /// The test GPU. Without an adapter: panics when `CI` is set, else returns None (skip).
 pub fn gpu() -> Option<&'static Gpu> {
@@ -20,6 +20,18 @@ pub fn gpu() -> Option<&'static Gpu> {
             eprintln!("SKIPPED: no GPU adapter ({e}); install mesa-vulkan-drivers");
             None
         }
+    })
+    .as_ref()
+}
+
+/// The test GPU's adapter opened without subgroups (as `TESSERA_NO_SUBGROUPS` forces), for the
+/// workgroup-memory fallbacks of the subgroup kernels; None where `gpu()` is.
+pub fn gpu_without_subgroups() -> Option<&'static Gpu> {
+    static GPU: OnceLock<Option<Gpu>> = OnceLock::new();
+    GPU.get_or_init(|| {
+        gpu()?;
+        let options = GpuOptions { no_subgroups: true, ..GpuOptions::from_env().expect("env options") };
+        Some(Gpu::new(&options).expect("a device without subgroups on the same adapter"))
     })
     .as_ref()
 }
