@@ -1,5 +1,6 @@
 //! Null tier: lowers every op x every legal dtype x awkward sizes on the portable and full
-//! profiles; every emitted kernel must validate with naga (compile validates each kernel).
+//! profiles and one of a fixed subgroup size; every emitted kernel must validate with naga
+//! (compile validates each kernel).
 
 use tessera_compiler::{BufferRole, CompileOptions, DeviceProfile, Plan, compile};
 use tessera_ir::{
@@ -9,8 +10,20 @@ use tessera_ir::{
 
 const SIZES: [usize; 5] = [1, 3, 50, 783, 4096];
 
-fn profiles() -> [(&'static str, DeviceProfile); 2] {
-    [("portable", DeviceProfile::portable()), ("full", DeviceProfile::full())]
+fn profiles() -> [(&'static str, DeviceProfile); 3] {
+    [("portable", DeviceProfile::portable()), ("full", DeviceProfile::full()), ("fixed-32", fixed_subgroups())]
+}
+
+/// An NVIDIA-like profile: one subgroup size (32), 48 KiB of workgroup memory, 1024 invocations,
+/// where the gemvs of 4- and 8-bit weights take the subgroup-rows kernel.
+fn fixed_subgroups() -> DeviceProfile {
+    let mut p = DeviceProfile::full();
+    p.subgroup_min_size = 32;
+    p.subgroup_max_size = 32;
+    p.limits.max_compute_workgroup_storage_size = 48 << 10;
+    p.limits.max_compute_invocations_per_workgroup = 1024;
+    p.limits.max_compute_workgroup_size_x = 1024;
+    p
 }
 
 /// A graph applying `op` to fresh inputs of the given types; `None` when inference rejects it.
@@ -288,4 +301,25 @@ fn a_state_write_runs_even_when_no_output_reads_it() {
     let state = plan.state("cache").expect("state binding");
     assert_eq!(plan.dispatches.len(), 2);
     assert!(plan.dispatches.iter().any(|d| d.buffers.last() == Some(&state.buffer)));
+}
+
+/// The sweep above reaches the subgroup-rows gemv: the fixed-size profile picks it for 4- and
+/// 8-bit weights, and profiles of several subgroup sizes keep the staged kernel.
+#[test]
+fn fixed_subgroup_profile_lowers_quantized_gemv_to_subgroup_rows() {
+    for (bits, want_fixed) in [(4u32, "gemv4r"), (8, "gemv4r")] {
+        let (k, n) = (4096, 4096);
+        let operands = vec![
+            t(&[1, k], DType::F32),
+            t(&[n, k * bits as usize / 32], DType::U32),
+            t(&[n, k / 32], DType::F16),
+            t(&[n, k / 32], DType::F16),
+        ];
+        let g = graph_of(Op::QuantMatMul { bits, group_size: 32 }, &operands).expect("a quantized gemv");
+        for (profile, want) in [(fixed_subgroups(), want_fixed), (DeviceProfile::full(), "gemv4s")] {
+            let plan = compile(&g, &profile, &CompileOptions::default()).expect("compiles");
+            let names: Vec<&str> = plan.kernels.iter().map(|k| k.name.as_str()).collect();
+            assert!(names.iter().any(|n| n.contains(want)), "q{bits}: {names:?}, expected {want}");
+        }
+    }
 }
