@@ -11,7 +11,11 @@ use tessera_ir::{
 const SIZES: [usize; 5] = [1, 3, 50, 783, 4096];
 
 fn profiles() -> [(&'static str, DeviceProfile); 3] {
-    [("portable", DeviceProfile::portable()), ("full", DeviceProfile::full()), ("fixed-32", fixed_subgroups())]
+    [
+        ("portable", DeviceProfile::portable()),
+        ("full", DeviceProfile::full()),
+        ("fixed-32", fixed_subgroups()),
+    ]
 }
 
 /// An NVIDIA-like profile: one subgroup size (32), 48 KiB of workgroup memory, 1024 invocations,

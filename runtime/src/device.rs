@@ -279,6 +279,12 @@ impl Gpu {
         self.pool.trim()
     }
 
+    /// Starts the peak of [`Gpu::memory`] over from the bytes allocated now (a benchmark's
+    /// earlier, dropped work no longer counts).
+    pub fn reset_memory_peak(&self) {
+        self.pool.reset_peak()
+    }
+
     /// Pipeline cache hits and misses.
     pub fn pipeline_stats(&self) -> CacheStats {
         self.pipelines.stats()

@@ -184,6 +184,12 @@ impl BufferPool {
         state.stats.free_bytes = 0;
     }
 
+    /// Starts the peak over from what is allocated now.
+    pub fn reset_peak(&self) {
+        let mut state = self.lock();
+        state.memory.peak_bytes = state.memory.current_bytes;
+    }
+
     /// Bytes allocated now and at peak.
     pub fn memory(&self) -> MemoryStats {
         self.lock().memory

@@ -60,4 +60,9 @@ fn released_buffers_are_reused_and_memory_is_tracked() {
         gpu.memory(),
         tessera_runtime::MemoryStats { current_bytes: 0, peak_bytes: 2 * held, copied_bytes: 0 }
     );
+    gpu.reset_memory_peak();
+    assert_eq!(gpu.memory().peak_bytes, 0, "the peak starts over from what is allocated now");
+    let last = gpu.load(&plan).unwrap();
+    assert_eq!(gpu.memory().peak_bytes, held);
+    drop(last);
 }

@@ -66,6 +66,9 @@ pub fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             out[key] = Value::Array(rows.collect::<Result<_, _>>()?);
         }
     }
+    // The model's peak memory is its own, not the kernel rows' (their buffers are dropped).
+    gpu.trim_pool();
+    gpu.reset_memory_peak();
     if let Some(config) = &args.config {
         out["model"] = dummy_bench(&gpu, config, args, out["copy_gb_s"].as_f64())?;
     } else {
