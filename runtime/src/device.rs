@@ -233,7 +233,8 @@ impl Gpu {
     }
 
     /// Narrows the profile to what both it and `target` allow, so tests can emulate a smaller
-    /// device (`DeviceProfile::portable()`); plans are then checked against the narrowed limits.
+    /// device (`DeviceProfile::portable()`) or compile what an artifact tier compiles; plans are
+    /// then checked against the narrowed limits. Subgroup sizes widen to cover the target's range.
     pub fn restrict_to(&mut self, target: &DeviceProfile) {
         let mine = &mut self.profile;
         let (a, b) = (&mut mine.limits, &target.limits);
@@ -261,6 +262,11 @@ impl Gpu {
         if !mine.subgroups {
             mine.subgroup_min_size = 0;
             mine.subgroup_max_size = 0;
+        } else if target.subgroup_min_size > 0 {
+            // Assume no more about subgroup sizes than the target's range: kernels that rely on
+            // one fixed size (the subgroup-rows gemv) are then chosen only where the target is.
+            mine.subgroup_min_size = mine.subgroup_min_size.min(target.subgroup_min_size);
+            mine.subgroup_max_size = mine.subgroup_max_size.max(target.subgroup_max_size);
         }
     }
 

@@ -129,3 +129,22 @@ fn invalid_wgsl_is_a_validation_error_and_the_device_stays_usable() {
     exe.write_param("b", &common::f32_bytes(&[2.0; 16])).unwrap();
     assert_eq!(common::f32s(&exe.run().unwrap()[0]), vec![3.0; 16]);
 }
+
+/// Narrowed to an artifact tier, the profile assumes no fixed subgroup size the tier does not:
+/// the JIT then compiles the tier's kernels (lavapipe's 8..8 becomes the full tier's 4..64).
+#[test]
+fn a_narrowed_profile_covers_the_targets_subgroup_sizes() {
+    let mut gpu = gpu_or_skip!();
+    if !gpu.profile().subgroups {
+        return;
+    }
+    let (lo, hi) = (gpu.profile().subgroup_min_size, gpu.profile().subgroup_max_size);
+    let full = DeviceProfile::full();
+    gpu.restrict_to(&full);
+    let p = gpu.profile();
+    assert!(p.subgroups);
+    assert_eq!(
+        (p.subgroup_min_size, p.subgroup_max_size),
+        (lo.min(full.subgroup_min_size), hi.max(full.subgroup_max_size))
+    );
+}
