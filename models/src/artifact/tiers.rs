@@ -3,13 +3,24 @@
 
 use tessera_compiler::DeviceProfile;
 
-/// The tiers `compile-model` knows, best first. Every tier uses the portable limits, so its
-/// plans bind at most 8 storage buffers of at most 128 MiB: what every WebGPU adapter offers.
-pub const TIER_NAMES: [&str; 2] = ["full", "portable"];
+/// The tiers `compile-model` knows, best first. Every tier binds at most 8 storage buffers of at
+/// most 128 MiB, what every WebGPU adapter offers; `subgroup32` also assumes 32 KiB of workgroup
+/// memory and 1024 invocations per workgroup.
+pub const TIER_NAMES: [&str; 3] = ["subgroup32", "full", "portable"];
 
 /// The profile of the tier `name`.
 pub fn tier_profile(name: &str) -> Option<DeviceProfile> {
     match name {
+        // One subgroup size of 32 (NVIDIA, Apple), where the quantized gemvs run the
+        // subgroup-rows kernel, with the workgroup memory and size it was measured with.
+        "subgroup32" => {
+            let mut p =
+                DeviceProfile { subgroup_min_size: 32, subgroup_max_size: 32, ..DeviceProfile::full() };
+            p.limits.max_compute_workgroup_storage_size = 32 << 10;
+            p.limits.max_compute_invocations_per_workgroup = 1024;
+            p.limits.max_compute_workgroup_size_x = 1024;
+            Some(p)
+        }
         // f16 and subgroup kernels (lavapipe, Metal, most Vulkan and DX12 GPUs).
         "full" => Some(DeviceProfile::full()),
         // Plain f32 with workgroup-memory reductions: runs anywhere.
@@ -84,7 +95,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn full_needs_f16_and_subgroups_and_portable_fits_the_webgpu_floor() {
+    fn tiers_need_their_features_subgroup_sizes_and_limits() {
         let floor = DeviceProfile::portable();
         let full = DeviceProfile::full();
         assert_eq!(fits(&floor, &floor), Ok(()));
@@ -95,6 +106,14 @@ mod tests {
         assert_eq!(fits(&full, &nvidia), Ok(()));
         let wide = DeviceProfile { subgroup_min_size: 4, subgroup_max_size: 128, ..full.clone() };
         assert!(fits(&full, &wide).is_err_and(|e| e.contains("subgroup sizes")));
+        // subgroup32 fits one subgroup size of 32 with the limits it assumes, nothing else.
+        let sg32 = tier_profile("subgroup32").expect("known tier");
+        assert!(fits(&sg32, &nvidia).is_err_and(|e| e.contains("max_compute_workgroup_storage_size")));
+        let mut big = nvidia.clone();
+        big.limits = sg32.limits.clone();
+        assert_eq!(fits(&sg32, &big), Ok(()));
+        let eight = DeviceProfile { subgroup_min_size: 8, subgroup_max_size: 8, ..big.clone() };
+        assert!(fits(&sg32, &eight).is_err_and(|e| e.contains("subgroup sizes")));
         let mut small = floor.clone();
         small.limits.max_storage_buffers_per_shader_stage = 4;
         assert!(fits(&floor, &small).is_err_and(|e| e.contains("max_storage_buffers_per_shader_stage")));

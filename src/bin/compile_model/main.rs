@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use tessera::layers::{compiler, ir};
 use tessera_models::artifact::backends::Backend;
-use tessera_models::artifact::tiers::TIER_NAMES;
+use tessera_models::artifact::tiers::{TIER_NAMES, tier_profile};
 use tessera_models::artifact::{ArtifactOptions, ArtifactReport, WeightsMode, compile_artifact};
 
 #[derive(Parser)]
@@ -22,8 +22,9 @@ struct Cli {
     /// Where to write the result.
     #[arg(long)]
     out: PathBuf,
-    /// Capability tier: `full` (f16 + subgroups) or `portable` (WebGPU defaults). A model gets
-    /// every tier unless one is named; a graph defaults to `portable`.
+    /// Capability tier: `subgroup32` (f16 + subgroups of exactly 32), `full` (f16 + subgroups) or
+    /// `portable` (WebGPU defaults). A model gets every tier unless one is named; a graph
+    /// defaults to `portable`.
     #[arg(long)]
     target: Option<String>,
     /// KV cache rows of the model's plans; prefill buckets up to it are compiled
@@ -71,11 +72,9 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
     let Some(path) = &cli.graph else {
         return Err("give --model PATH (a model to compile into a .tsr) or --graph FILE (an IR graph)".into());
     };
-    let profile = match cli.target.as_deref().unwrap_or("portable") {
-        "portable" => compiler::DeviceProfile::portable(),
-        "full" => compiler::DeviceProfile::full(),
-        other => return Err(format!("unknown --target `{other}` (expected portable or full)").into()),
-    };
+    let tier = cli.target.as_deref().unwrap_or("portable");
+    let profile = tier_profile(tier)
+        .ok_or_else(|| format!("unknown --target `{tier}` (expected one of: {})", TIER_NAMES.join(", ")))?;
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let graph = ir::text::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     let compiler::Compiled { plan, optimized } = compiler::compile_with_graph(&graph, &profile, &options)?;
