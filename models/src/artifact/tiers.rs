@@ -110,7 +110,7 @@ mod tests {
         let sg32 = tier_profile("subgroup32").expect("known tier");
         assert!(fits(&sg32, &nvidia).is_err_and(|e| e.contains("max_compute_workgroup_storage_size")));
         let mut big = nvidia.clone();
-        big.limits = sg32.limits.clone();
+        big.limits = sg32.limits;
         assert_eq!(fits(&sg32, &big), Ok(()));
         let eight = DeviceProfile { subgroup_min_size: 8, subgroup_max_size: 8, ..big.clone() };
         assert!(fits(&sg32, &eight).is_err_and(|e| e.contains("subgroup sizes")));
