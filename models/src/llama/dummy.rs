@@ -8,7 +8,6 @@ use crate::config::LlamaConfig;
 use crate::tokenizer::{ModelTokenizer, SpecialTokens};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use tessera_ir::DType;
 
 /// Random weights for every linear layer and the embedding, unit norms: affine-quantized for
 /// `bits` = 4 or 8 (group 32, f16 scales), dense f16 for 16. Scales keep activations in a sane
@@ -28,9 +27,19 @@ pub fn dummy_weights(cfg: &LlamaConfig, bits: u32, seed: u64) -> Result<WeightIn
             )));
         }
         if bits == 16 {
+            // Each random byte picks one of 256 uniform values: an 8B model's 8e9 weights then
+            // take seconds, not the minutes of a random float and an f16 conversion apiece.
             let bound = 1.0 / (cols as f32).sqrt();
-            let values: Vec<f32> = (0..rows * cols).map(|_| rng.random_range(-bound..bound)).collect();
-            w.insert_dense_linear(name, rows, cols, &values, DType::F16);
+            let table: Vec<[u8; 2]> = (0..256)
+                .map(|_| half::f16::from_f32(rng.random_range(-bound..bound)).to_le_bytes())
+                .collect();
+            let mut bytes = Vec::with_capacity(2 * rows * cols);
+            for _ in 0..rows * cols / 8 {
+                for b in rng.random::<u64>().to_le_bytes() {
+                    bytes.extend_from_slice(&table[b as usize]);
+                }
+            }
+            w.insert_f16_linear_bytes(name, rows, cols, bytes);
             return Ok(());
         }
         let groups = rows * cols / 32;
@@ -78,4 +87,47 @@ pub fn placeholder_tokenizer() -> Result<ModelTokenizer, ModelError> {
         special: SpecialTokens::default(),
         chat_template: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::llama::weights::Linear;
+    use tessera_ir::DType;
+
+    fn tiny() -> LlamaConfig {
+        let json = r#"{"model_type": "llama", "hidden_size": 64, "intermediate_size": 96,
+            "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+            "head_dim": 16, "rms_norm_eps": 1e-5, "vocab_size": 40, "tie_word_embeddings": false}"#;
+        serde_json::from_str(json).expect("tiny config")
+    }
+
+    #[test]
+    fn f16_weights_are_bounded_varied_and_shaped() {
+        let w = dummy_weights(&tiny(), 16, 7).expect("dummy weights");
+        assert!(matches!(w.linear("model.layers.1.mlp.down_proj"), Ok(Linear::Dense { k: 96, n: 64, .. })));
+        let down = &w.params["model.layers.1.mlp.down_proj.weight"];
+        assert_eq!((down.dtype, &down.shape[..], down.bytes.len()), (DType::F16, &[64, 96][..], 2 * 64 * 96));
+        let values = down.to_f32().expect("f16 values");
+        let bound = 1.0 / 96f32.sqrt();
+        assert!(values.iter().all(|v| v.abs() <= bound * 1.001), "values within +-1/sqrt(k)");
+        let mut distinct: Vec<u32> = values.iter().map(|v| v.to_bits()).collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert!(distinct.len() > 100, "only {} distinct values", distinct.len());
+        let lm_head = &w.params["lm_head.weight"];
+        assert_eq!(lm_head.bytes.len(), 2 * 40 * 64);
+        // Another seed gives other weights.
+        let other = dummy_weights(&tiny(), 16, 8).expect("dummy weights");
+        assert_ne!(other.params["lm_head.weight"].bytes, lm_head.bytes);
+    }
+
+    #[test]
+    fn quantized_weights_keep_their_layout() {
+        let w = dummy_weights(&tiny(), 4, 7).expect("dummy weights");
+        let q = &w.params["model.layers.0.self_attn.q_proj.weight"];
+        assert_eq!((q.dtype, &q.shape[..]), (DType::U32, &[64, 8][..]));
+        assert_eq!(w.params["model.layers.0.self_attn.q_proj.scales"].shape, vec![64, 2]);
+        assert!(dummy_weights(&tiny(), 3, 7).is_err());
+    }
 }

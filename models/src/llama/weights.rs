@@ -127,12 +127,24 @@ impl WeightIndex {
 
     /// Adds a float tensor under `name`, stored as `dtype` (F32, or F16 rounding to nearest).
     pub fn insert_float(&mut self, name: &str, shape: Vec<usize>, values: &[f32], dtype: DType) {
-        let bytes = match dtype {
-            DType::F16 => values.iter().flat_map(|v| half::f16::from_f32(*v).to_le_bytes()).collect(),
-            _ => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
-        };
         let dtype = if dtype == DType::F16 { DType::F16 } else { DType::F32 };
+        // Sized up front: a flat_map collect regrows the vector, and an 8B model is 16 GB of it.
+        let mut bytes = Vec::with_capacity(values.len() * dtype.size_bytes());
+        for v in values {
+            match dtype {
+                DType::F16 => bytes.extend_from_slice(&half::f16::from_f32(*v).to_le_bytes()),
+                _ => bytes.extend_from_slice(&v.to_le_bytes()),
+            }
+        }
         self.params.insert(name.into(), HostParam { dtype, shape, bytes });
+    }
+
+    /// Adds an f16 linear weight `[n, k]` from its little-endian bytes.
+    pub fn insert_f16_linear_bytes(&mut self, prefix: &str, n: usize, k: usize, bytes: Vec<u8>) {
+        debug_assert_eq!(bytes.len(), 2 * n * k);
+        let param = HostParam { dtype: DType::F16, shape: vec![n, k], bytes };
+        self.params.insert(format!("{prefix}.weight"), param);
+        self.linears.insert(prefix.into(), Linear::Dense { k, n, dtype: DType::F16 });
     }
 
     /// Adds a float linear weight (or embedding table) `[n, k]` of row-major values, stored as
@@ -147,7 +159,10 @@ impl WeightIndex {
     /// every one of them converts exactly.
     pub fn insert_quant_linear(&mut self, prefix: &str, q: QuantMatrix) {
         let (n, k, bits, group_size) = (q.rows, q.cols, q.bits, q.group_size);
-        let words = q.words.iter().flat_map(|w| w.to_le_bytes()).collect();
+        let mut words = Vec::with_capacity(4 * q.words.len());
+        for w in &q.words {
+            words.extend_from_slice(&w.to_le_bytes());
+        }
         let groups = k / group_size as usize;
         self.params.insert(
             format!("{prefix}.weight"),
