@@ -282,9 +282,7 @@ impl GemvLayout {
         }
         GemvLayout { kernel: GemvKernel::Staged { tile }, wg, r }
     }
-}
 
-impl GemvLayout {
     /// The subgroup-rows kernel for 4- and 8-bit weights on adapters of one fixed subgroup size:
     /// a workgroup of SUBGROUP_ROWS_WG invocations stages x once for its subgroups' R rows each,
     /// R dropping (from `r_max`) until there are MIN_GEMV_WORKGROUPS. H200, decode tok/s against
