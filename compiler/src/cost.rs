@@ -68,6 +68,7 @@ pub fn op_cost(op: &Op, x: &[TensorType], out: &TensorType) -> Cost {
             kernel(x.first().map(|t| t.shape.numel() as f64).unwrap_or(0.0))
         }
         Op::Softmax { .. } | Op::RmsNorm { .. } | Op::LayerNorm { .. } | Op::Rope { .. } => kernel(5.0 * n),
+        Op::RoundInt8 { .. } => kernel(4.0 * n),
         Op::MatMul => {
             let k = x.first().and_then(|t| t.shape.dims().last().copied()).unwrap_or(1) as f64;
             kernel(2.0 * n * k)

@@ -34,7 +34,7 @@ pub mod target;
 mod validate;
 
 pub use error::CompileError;
-pub use pipeline::{CompileOptions, Compiled, compile, compile_with_graph};
+pub use pipeline::{CompileOptions, Compiled, compile, compile_with_graph, int8_activations};
 pub use plan::{
     Access, BufferDesc, BufferId, BufferRole, Dispatch, IoBinding, KernelReport, KernelSource, Plan,
 };

@@ -251,6 +251,7 @@ fn launches(
             let cache = attention::KvCache { k: &x[1], v: &x[2], len: &x[3] };
             all(attention::attention(target, scale.into_inner(), *causal, &x[0], &cache, out)?)
         }
+        Op::RoundInt8 { block } => all(quant::round_int8(target, *block, &x[0], out)?),
         Op::QuantMatMul { bits, group_size } => {
             let weights = quant::Packed {
                 bits: *bits,

@@ -165,6 +165,7 @@ pub fn plan(
             | Op::Concat { .. }
             | Op::Gather
             | Op::Softmax { .. }
+            | Op::RoundInt8 { .. }
             | Op::RmsNorm { .. }
             | Op::LayerNorm { .. }
             | Op::Rope { .. }

@@ -25,6 +25,10 @@ pub struct CompileOptions {
     pub egraph: SaturationLimits,
     /// Fuse elementwise chains, views and epilogues into fewer kernels.
     pub fuse: bool,
+    /// Let model graphs round decode activations to int8 where the quantized gemv multiplies in
+    /// integers ([`int8_activations`]); `TESSERA_INT8_ACTIVATIONS=1` turns it on. Off by
+    /// default: greedy SmolLM2 output then leaves transformers' tokens on one golden prompt.
+    pub int8_activations: bool,
 }
 
 impl Default for CompileOptions {
@@ -36,6 +40,7 @@ impl Default for CompileOptions {
             rules: RuleSets::default(),
             egraph: SaturationLimits::from_env(),
             fuse: true,
+            int8_activations: std::env::var("TESSERA_INT8_ACTIVATIONS").is_ok_and(|v| v == "1"),
         }
     }
 }
@@ -78,6 +83,17 @@ pub struct Compiled {
     pub optimized: Graph,
 }
 
+/// True when the quantized gemvs on `profile` (under `options`) multiply x rounded to int8 in
+/// integers, so a model's decode graph may round its activations with `Op::RoundInt8` at no
+/// extra dispatch (the gemvs fuse it). Elsewhere a `round_int8` costs a kernel of its own.
+pub fn int8_activations(profile: &DeviceProfile, options: &CompileOptions) -> bool {
+    if !options.int8_activations {
+        return false;
+    }
+    let target = Target { profile, subgroups: profile.subgroups && options.subgroups, fusion: None };
+    crate::codegen::gemv::int8_gemv(&target, 1, 4096, 4096, 4, 32, 32)
+}
+
 /// As [`compile`], keeping the optimized graph (for DOT export and reports).
 pub fn compile_with_graph(
     graph: &Graph,
@@ -114,7 +130,7 @@ pub fn compile_with_graph(
     // 4. schedule: which values are computed inline (fused groups, prologues, epilogues).
     let (live, in_place) = memory::liveness(g);
     let schedule = if options.fuse {
-        fuse::schedule(g, profile, &live, &in_place)
+        fuse::schedule(g, &target, &live, &in_place)
     } else {
         fuse::Schedule::unfused(g.len())
     };

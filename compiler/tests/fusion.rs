@@ -6,8 +6,9 @@
 use tessera_compiler::{CompileOptions, DeviceProfile, Plan, compile};
 use tessera_ir::{BinaryOp, DType, Graph, NodeId, Op, RopeStyle, Shape, UnaryOp, float};
 
-/// One Llama block for `s` tokens: hidden 64, 4 query heads, 2 KV heads of 16, MLP 96.
-fn block(s: usize, quant: bool) -> Graph {
+/// One Llama block for `s` tokens: hidden 64, 4 query heads, 2 KV heads of 16, MLP 96; with
+/// `int8`, each quantized matmul reads x rounded to int8 (as decode steps do).
+fn block(s: usize, quant: bool, int8: bool) -> Graph {
     let (hidden, hq, hkv, d, inter, ctx) = (64, 4, 2, 16, 96, 32);
     let mut g = Graph::new();
     let h = g.input("h", [s, hidden], DType::F32);
@@ -19,6 +20,7 @@ fn block(s: usize, quant: bool) -> Graph {
     let mut linear = |g: &mut Graph, x: NodeId, k: usize, out: usize| -> NodeId {
         n += 1;
         if quant {
+            let x = if int8 { g.add(Op::RoundInt8 { block: 32 }, &[x]).expect("round_int8") } else { x };
             let w = g.param(&format!("w{n}"), [out, k / 8], DType::U32);
             let sc = g.param(&format!("s{n}"), [out, k / 32], DType::F32);
             let b = g.param(&format!("b{n}"), [out, k / 32], DType::F32);
@@ -75,7 +77,7 @@ fn bytes(plan: &Plan) -> u64 {
 #[test]
 fn transformer_block_fuses_within_recorded_bounds() {
     for (quant, s) in [(true, 1), (false, 1), (true, 5)] {
-        let g = block(s, quant);
+        let g = block(s, quant, false);
         let profile = DeviceProfile::full();
         let before = compile(&g, &profile, &CompileOptions::unoptimized()).expect("unoptimized");
         let after = compile(&g, &profile, &CompileOptions::default()).expect("optimized");
@@ -101,9 +103,28 @@ fn transformer_block_fuses_within_recorded_bounds() {
     }
 }
 
+/// With subgroups of one size (32, as on NVIDIA), every round_int8 is the prologue of its
+/// integer-dot gemvs, together with the RMSNorm or SwiGLU below it: the rounded block has the
+/// dispatch count of the float one. Where subgroup sizes vary it runs as its own kernel.
+#[test]
+fn int8_activations_fuse_into_the_integer_dot_gemv() {
+    let mut profile = DeviceProfile::full();
+    (profile.subgroup_min_size, profile.subgroup_max_size) = (32, 32);
+    let float = compile(&block(1, true, false), &profile, &CompileOptions::default()).expect("float x");
+    let int8 = compile(&block(1, true, true), &profile, &CompileOptions::default()).expect("int8 x");
+    let names: Vec<&str> = int8.report.iter().map(|r| r.kernel.as_str()).collect();
+    assert_eq!(int8.dispatches.len(), float.dispatches.len(), "{names:?}");
+    assert_eq!(names.iter().filter(|n| n.contains("gemv4i8")).count(), 7, "{names:?}");
+    assert!(!names.iter().any(|n| n.starts_with("round_int8")), "{names:?}");
+    let varying = compile(&block(1, true, true), &DeviceProfile::full(), &CompileOptions::default())
+        .expect("int8 x, varying subgroups");
+    let standalone = varying.report.iter().filter(|r| r.kernel.starts_with("round_int8")).count();
+    assert!(standalone >= 3 && !varying.report.iter().any(|r| r.kernel.contains("gemv4i8")));
+}
+
 #[test]
 fn fused_kernels_respect_a_small_binding_limit() {
-    let g = block(1, false);
+    let g = block(1, false, false);
     let mut profile = DeviceProfile::full();
     profile.limits.max_storage_buffers_per_shader_stage = 5;
     let plan = compile(&g, &profile, &CompileOptions::default()).expect("compiles under 5 buffers");
@@ -114,7 +135,7 @@ fn fused_kernels_respect_a_small_binding_limit() {
 
 #[test]
 fn switches_turn_each_step_off() {
-    let g = block(1, true);
+    let g = block(1, true, false);
     let profile = DeviceProfile::full();
     let no_fuse = CompileOptions { fuse: false, ..CompileOptions::default() };
     let plan = compile(&g, &profile, &no_fuse).expect("compiles");

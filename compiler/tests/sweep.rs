@@ -174,6 +174,7 @@ fn cases(op: &Op, n: usize, dtype: DType) -> Vec<(Op, Vec<TensorType>)> {
                 (Op::QuantMatMul { bits, group_size }, vec![t(&[m, k], dtype), w, g.clone(), g])
             })
             .collect(),
+        Op::RoundInt8 { .. } => vec![(Op::RoundInt8 { block: 32 }, vec![t(&[n, 64], dtype)])],
         Op::QuantGather { .. } => [(4, 32, DType::I32), (8, 16, DType::U32)]
             .iter()
             .map(|&(bits, group_size, it)| {
@@ -215,6 +216,7 @@ fn every_op() -> Vec<Op> {
         Op::Attention { scale: eps, causal: false },
         Op::QuantMatMul { bits: 4, group_size: 32 },
         Op::QuantGather { bits: 4, group_size: 32 },
+        Op::RoundInt8 { block: 32 },
     ]
 }
 
@@ -324,6 +326,29 @@ fn fixed_subgroup_profile_lowers_quantized_gemv_to_subgroup_rows() {
             let plan = compile(&g, &profile, &CompileOptions::default()).expect("compiles");
             let names: Vec<&str> = plan.kernels.iter().map(|k| k.name.as_str()).collect();
             assert!(names.iter().any(|n| n.contains(want)), "q{bits}: {names:?}, expected {want}");
+        }
+    }
+}
+
+/// x rounded to int8 before a quantized gemv: on the fixed-size profile the integer-dot kernel
+/// takes it (one kernel, no round_int8 of its own) for 1..8 rows of x, one tile of x or several
+/// (K = 14336 at 8 rows does not fit 48 KiB), 4- and 8-bit weights; every kernel validates.
+#[test]
+fn round_int8_fuses_into_the_integer_dot_gemv_on_fixed_subgroups() {
+    for (bits, group_size) in [(4u32, 32u32), (4, 64), (8, 16), (8, 32)] {
+        for (m, k, n) in [(1, 64, 3), (3, 576, 783), (8, 14336, 50), (5, 4096, 4096)] {
+            let mut g = Graph::new();
+            let x = g.input("x", [m, k], DType::F32);
+            let x = g.add(Op::RoundInt8 { block: 32 }, &[x]).expect("round_int8");
+            let w = g.param("w", [n, k * bits as usize / 32], DType::U32);
+            let s = g.param("s", [n, k / group_size as usize], DType::F16);
+            let b = g.param("b", [n, k / group_size as usize], DType::F16);
+            let y = g.add(Op::QuantMatMul { bits, group_size }, &[x, w, s, b]).expect("quant_matmul");
+            g.add_output(y).expect("output");
+            let plan = compile(&g, &fixed_subgroups(), &CompileOptions::default()).expect("compiles");
+            let names: Vec<&str> = plan.kernels.iter().map(|k| k.name.as_str()).collect();
+            assert_eq!(names.len(), 1, "q{bits} g{group_size} [{m},{k}]x[{n},{k}]: {names:?}");
+            assert!(names[0].contains("gemv4i8"), "{names:?}");
         }
     }
 }

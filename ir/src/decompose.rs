@@ -55,6 +55,7 @@ pub fn decompose(graph: &Graph) -> Result<Graph, IrError> {
             | Op::State { .. }
             | Op::Iota { .. }
             | Op::WriteSlice { .. }
+            | Op::RoundInt8 { .. }
             | Op::QuantMatMul { .. }
             | Op::QuantGather { .. } => b.g.add(node.op.clone(), &inputs)?,
         };

@@ -276,6 +276,14 @@ pub fn infer(op: &Op, operands: &[TensorType]) -> Result<TensorType, IrError> {
             }
             Ok(TensorType::new([qd[0], qd[1], qd[2], vd[3]], q.dtype))
         }
+        Op::RoundInt8 { block } => {
+            let x = t(0);
+            let last = x.shape.dims().last().copied().unwrap_or(0);
+            if x.dtype != DType::F32 || *block == 0 || !last.is_multiple_of(*block as usize) {
+                return Err(fail(format!("x must be f32 with a last axis of whole blocks of {block}")));
+            }
+            Ok(x.clone())
+        }
         Op::QuantMatMul { bits, group_size } => {
             let (x, w, scales, biases) = (t(0), t(1), t(2), t(3));
             let k = quant_row_len(*bits, *group_size, w, scales, biases).map_err(&fail)?;

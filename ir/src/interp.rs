@@ -222,6 +222,7 @@ pub fn eval_op(op: &Op, operands: &[&Tensor]) -> Result<Tensor, IrError> {
         Op::Attention { scale, causal } => {
             attention::attention(scale.into_inner(), *causal, x(0), x(1), x(2), x(3))
         }
+        Op::RoundInt8 { block } => quant::round_int8(*block, x(0)),
         Op::QuantMatMul { bits, group_size } => {
             quant::quant_matmul(*bits, *group_size, x(0), x(1), x(2), x(3))
         }

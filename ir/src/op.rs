@@ -151,6 +151,15 @@ pub enum Op {
         /// Queries are the last `S` positions and see no later key.
         causal: bool,
     },
+    /// `round_int8(x)`: f32 `x` rounded to 8-bit integers per block of `block` values along the
+    /// last axis, returned dequantized: with `a` the block's largest magnitude, each value
+    /// becomes `q * a / 127` for `q = round_ties_even(x * 127 / a)` (zero where `a` is 0). The
+    /// activations of an integer-dot gemv (llama.cpp's Q8_1 activations): a quantized matmul
+    /// reading it may multiply the codes `q` exactly in integers.
+    RoundInt8 {
+        /// Values sharing one scale (the last axis is whole blocks).
+        block: u32,
+    },
     /// `quant_matmul(x, w, scales, biases)`: `x [..., K]` times affine-quantized weights
     /// `[N, K]` transposed, giving `[..., N]`. `w` is u32 `[N, K*bits/32]` (code `i` of a word
     /// in bits `bits*i`), `scales`/`biases` `[N, K/group_size]`; weight = scale * code + bias.
@@ -453,7 +462,7 @@ pub enum OpClass {
     Leaf,
     /// One output element from the same-index elements of the operands (with broadcasting).
     Elementwise,
-    /// Reduce, ArgMax.
+    /// Reduce, ArgMax, and RoundInt8 (each result depends on a block of its operand).
     Reduction,
     /// MatMul, QuantMatMul.
     Contraction,
@@ -473,7 +482,7 @@ impl Op {
             | Op::State { .. }
             | Op::Iota { .. } => OpClass::Leaf,
             Op::Unary(_) | Op::Binary(_) | Op::Where | Op::Cast { .. } => OpClass::Elementwise,
-            Op::Reduce { .. } | Op::ArgMax { .. } => OpClass::Reduction,
+            Op::Reduce { .. } | Op::ArgMax { .. } | Op::RoundInt8 { .. } => OpClass::Reduction,
             Op::MatMul | Op::QuantMatMul { .. } => OpClass::Contraction,
             Op::Reshape { .. }
             | Op::Permute { .. }
@@ -517,7 +526,8 @@ impl Op {
             | Op::Permute { .. }
             | Op::Broadcast { .. }
             | Op::Slice { .. }
-            | Op::Softmax { .. } => Some(1),
+            | Op::Softmax { .. }
+            | Op::RoundInt8 { .. } => Some(1),
             Op::Binary(_) | Op::MatMul | Op::Gather | Op::RmsNorm { .. } => Some(2),
             Op::Where | Op::LayerNorm { .. } | Op::Rope { .. } | Op::WriteSlice { .. } => Some(3),
             Op::Attention { .. } | Op::QuantMatMul { .. } | Op::QuantGather { .. } => Some(4),
@@ -552,6 +562,7 @@ impl Op {
             Op::Iota { .. } => "iota".into(),
             Op::WriteSlice { .. } => "write_slice".into(),
             Op::Attention { .. } => "attention".into(),
+            Op::RoundInt8 { .. } => "round_int8".into(),
             Op::QuantMatMul { .. } => "quant_matmul".into(),
             Op::QuantGather { .. } => "quant_gather".into(),
         }

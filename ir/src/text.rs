@@ -70,6 +70,7 @@ fn write_attrs(s: &mut String, op: &Op) {
             format!("ranges=[{}]", rs.join(","))
         }
         Op::Concat { axis } | Op::Softmax { axis } => format!("axis={axis}"),
+        Op::RoundInt8 { block } => format!("block={block}"),
         Op::RmsNorm { eps } | Op::LayerNorm { eps } => format!("eps={}", fmt_float(eps.into_inner())),
         Op::Rope { style } => format!("style={}", style.name()),
         Op::Iota { axis, .. } | Op::WriteSlice { axis } => format!("axis={axis}"),
@@ -238,7 +239,7 @@ impl<'a> Cursor<'a> {
         if let Some(op) = simple {
             return Ok(op);
         }
-        const WITH_ATTRS: [&str; 15] = [
+        const WITH_ATTRS: [&str; 16] = [
             "write_slice",
             "attention",
             "quant_matmul",
@@ -251,6 +252,7 @@ impl<'a> Cursor<'a> {
             "slice",
             "concat",
             "softmax",
+            "round_int8",
             "rms_norm",
             "layer_norm",
             "rope",
@@ -274,6 +276,12 @@ impl<'a> Cursor<'a> {
             "slice" => Op::Slice { ranges: self.key("ranges").and_then(|()| self.ranges())? },
             "concat" => Op::Concat { axis: self.key("axis").and_then(|()| self.usize())? },
             "softmax" => Op::Softmax { axis: self.key("axis").and_then(|()| self.usize())? },
+            "round_int8" => {
+                let block = self.key("block").and_then(|()| self.usize())?;
+                Op::RoundInt8 {
+                    block: u32::try_from(block).map_err(|_| format!("block {block} is too large"))?,
+                }
+            }
             "rms_norm" => Op::RmsNorm { eps: self.key("eps").and_then(|()| self.float())? },
             "layer_norm" => Op::LayerNorm { eps: self.key("eps").and_then(|()| self.float())? },
             "rope" => {

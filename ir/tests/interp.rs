@@ -452,6 +452,7 @@ fn every_op_graph_runs() -> Res {
         ("qw.scales", f32s([3, 1], &[0.5, 1.0, 2.0])),
         ("qw.biases", f32s([3, 1], &[-1.0, 0.0, 1.0])),
         ("x16", f32s([2, 16], &ramp(32))),
+        ("x32", f32s([2, 32], &ramp(64))),
     ];
     let out = run(&g, &bindings)?;
     assert_eq!(out.len(), g.outputs().len());
@@ -554,5 +555,23 @@ fn states_persist_through_run_with_states() -> Res {
     let y = bad.add(Op::Unary(UnaryOp::Neg), &[s])?;
     bad.add_output(y)?;
     assert!(bad.verify().is_err());
+    Ok(())
+}
+
+#[test]
+fn round_int8_rounds_each_block_to_its_own_scale() -> Res {
+    let op = Op::RoundInt8 { block: 4 };
+    // Block 1: a = 127/64, so one code step is 1/64; the ties 50.5 and 51.5 steps round to
+    // even. Block 2: all zeros stay zero. Block 3: the largest magnitude is kept exactly.
+    let x =
+        f32s([3, 4], &[1.984375, -0.011, 50.5 / 64.0, 51.5 / 64.0, 0.0, 0.0, 0.0, 0.0, -8.0, 3.0, 0.03, 8.0]);
+    let y = eval_op(&op, &[&x])?;
+    let step = 8.0 / 127.0;
+    let want =
+        [1.984375, -1.0 / 64.0, 50.0 / 64.0, 52.0 / 64.0, 0.0, 0.0, 0.0, 0.0, -8.0, 48.0 * step, 0.0, 8.0];
+    assert_close(&y, &want, 1e-6);
+    // Not whole blocks, or not f32: rejected by inference.
+    assert!(eval_op(&op, &[&f32s([6], &[1.0; 6])]).is_err());
+    assert!(eval_op(&op, &[&i32s([4], &[1.0; 4])]).is_err());
     Ok(())
 }

@@ -12,7 +12,7 @@ use tessera_compiler::CompileOptions;
 use tessera_ir::interp::{self, Tensor};
 use tessera_ir::{DType, Op};
 use tessera_models::LlamaConfig;
-use tessera_models::llama::graph::{StepShape, build_step, inputs, merge_projections};
+use tessera_models::llama::graph::{StepShape, build_step, build_step_for, inputs, merge_projections};
 use tessera_models::llama::weights::{QuantMatrix, WeightIndex};
 use tessera_runtime::{Gpu, GpuOptions, SharedBuffers};
 
@@ -87,13 +87,28 @@ fn u32s(v: &[u32]) -> Vec<u8> {
 #[test]
 fn tiny_llama_prefill_and_decode_match_the_interpreter() {
     let Some(gpu) = gpu() else { return };
-    check_against_interpreter(&gpu, 0);
+    check_against_interpreter(&gpu, 0, &CompileOptions::default());
     // The staging path too (lavapipe otherwise takes the unified-memory path), with each run
     // submitted in pieces of 3 dispatches.
     let options = GpuOptions { no_uma: true, ..GpuOptions::from_env().expect("env") };
     let staging = Gpu::new(&options).expect("a device without unified memory");
     assert!(!staging.has_unified_memory());
-    check_against_interpreter(&staging, 3);
+    check_against_interpreter(&staging, 3, &CompileOptions::default());
+}
+
+/// Decode steps with int8 activations (`TESSERA_INT8_ACTIVATIONS`): on lavapipe (subgroups of
+/// 8) the quantized gemvs round x themselves, and the interpreter runs the same graph's
+/// `round_int8`; the fallback device (no subgroups) runs the graph as built for it.
+#[test]
+fn tiny_llama_with_int8_activations_matches_the_interpreter() {
+    let Some(gpu) = gpu() else { return };
+    let int8 = CompileOptions { int8_activations: true, ..CompileOptions::default() };
+    assert!(tessera_compiler::int8_activations(gpu.profile(), &int8), "lavapipe takes the integer-dot gemv");
+    check_against_interpreter(&gpu, 0, &int8);
+    let options = GpuOptions { no_subgroups: true, ..GpuOptions::from_env().expect("env") };
+    let fallback = Gpu::new(&options).expect("a device without subgroups");
+    assert!(!tessera_compiler::int8_activations(fallback.profile(), &int8));
+    check_against_interpreter(&fallback, 0, &int8);
 }
 
 /// Greedy steps chained on the GPU (each step's token copied into the next step's input there,
@@ -204,7 +219,7 @@ fn check_chained_against_plain(gpu: &Gpu) {
     decode.run().expect("a plain run after the chain");
 }
 
-fn check_against_interpreter(gpu: &Gpu, submit_chunk: usize) {
+fn check_against_interpreter(gpu: &Gpu, submit_chunk: usize, options: &CompileOptions) {
     let cfg = tiny_config();
     let mut rng = StdRng::seed_from_u64(42);
     let mut weights = tiny_weights(&cfg, &mut rng);
@@ -235,11 +250,13 @@ fn check_against_interpreter(gpu: &Gpu, submit_chunk: usize) {
     }
     let mut exes = HashMap::new();
     for (shape, tokens, positions, kv_len, offset, last) in steps {
-        let graph = build_step(&cfg, &weights, shape).expect("graph builds");
+        let graph = build_step_for(&cfg, &weights, shape, gpu.profile(), options).expect("graph builds");
         graph.verify().expect("graph verifies");
+        let rounds = graph.nodes().iter().any(|n| matches!(n.op, Op::RoundInt8 { .. }));
+        let int8 = shape.seq == 1 && tessera_compiler::int8_activations(gpu.profile(), options);
+        assert_eq!(rounds, int8, "round_int8 in the {shape:?} graph");
         let exe = exes.entry(shape).or_insert_with(|| {
-            let plan = tessera_compiler::compile(&graph, gpu.profile(), &CompileOptions::default())
-                .expect("compiles");
+            let plan = tessera_compiler::compile(&graph, gpu.profile(), options).expect("compiles");
             let mut exe = gpu.load_shared(&plan, &shared).expect("loads");
             exe.set_submit_chunk(submit_chunk);
             exe

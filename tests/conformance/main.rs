@@ -7,7 +7,8 @@ mod common;
 mod model_ops;
 
 use model_ops::{
-    attention_cases, iota_cases, quant_gather_cases, quant_matmul_cases, state_cases, write_slice_cases,
+    attention_cases, iota_cases, quant_gather_cases, quant_matmul_cases, round_int8_cases, state_cases,
+    write_slice_cases,
 };
 
 use common::{Domain, compare, decode, encode, gpu, random, rng, run_gpu, tolerance};
@@ -112,6 +113,7 @@ fn representatives() -> Vec<Op> {
         Op::Attention { scale: f(1.0), causal: false },
         Op::QuantMatMul { bits: 4, group_size: 32 },
         Op::QuantGather { bits: 4, group_size: 32 },
+        Op::RoundInt8 { block: 32 },
     ];
     ops.extend(UnaryOp::ALL.map(Op::Unary));
     ops.extend(BinaryOp::ALL.map(Op::Binary));
@@ -148,9 +150,10 @@ fn variant_index(op: &Op) -> usize {
         Op::Attention { .. } => 23,
         Op::QuantMatMul { .. } => 24,
         Op::QuantGather { .. } => 25,
+        Op::RoundInt8 { .. } => 26,
     }
 }
-const VARIANTS: usize = 26;
+const VARIANTS: usize = 27;
 
 /// Every conformance case for the op `rep` stands for.
 fn sweep(rep: &Op, rng: &mut StdRng) -> Vec<Case> {
@@ -174,6 +177,7 @@ fn sweep(rep: &Op, rng: &mut StdRng) -> Vec<Case> {
         Op::Attention { .. } => attention_cases(rng),
         Op::QuantMatMul { .. } => quant_matmul_cases(rng),
         Op::QuantGather { .. } => quant_gather_cases(rng),
+        Op::RoundInt8 { .. } => round_int8_cases(rng),
     }
 }
 

@@ -6,7 +6,7 @@ use crate::common::Domain;
 use rand::Rng;
 use rand::rngs::StdRng;
 use tessera::layers::ir::interp::Tensor;
-use tessera::layers::ir::{DType, NodeId, Op, ReduceKind, Shape, float};
+use tessera::layers::ir::{BinaryOp, DType, NodeId, Op, ReduceKind, Shape, UnaryOp, float};
 
 pub(crate) fn iota_cases(rng: &mut StdRng) -> Vec<Case> {
     let mut cases = Vec::new();
@@ -33,6 +33,28 @@ impl Builder<'_> {
         let id = self.graph.input(&name, shape.to_vec(), dtype);
         self.bindings.push((name, Tensor::new(shape.to_vec(), dtype, values)));
         id
+    }
+
+    /// f32 x whose int8 codes per block of 32 sit at least 0.2 from a rounding tie (one value of
+    /// each block is its largest magnitude `a`, the rest `(q + u) * a / 127` with |u| <= 0.3), so
+    /// the GPU's `127 / a` rounded differently from the interpreter's cannot flip a code. `a`
+    /// lies in `[0.5, 2) * scale`.
+    fn int8_grid(&mut self, shape: &[usize], scale: f64) -> NodeId {
+        let n: usize = shape.iter().product();
+        let mut values = Vec::with_capacity(n);
+        for _ in 0..n / 32 {
+            let a: f64 = self.rng.random_range(0.5..2.0) * scale;
+            let peak = self.rng.random_range(0..32);
+            for i in 0..32 {
+                let q = if i == peak {
+                    if self.rng.random::<bool>() { 127.0 } else { -127.0 }
+                } else {
+                    self.rng.random_range(-126..=126) as f64 + self.rng.random_range(-0.3..0.3)
+                };
+                values.push(q * a / 127.0);
+            }
+        }
+        self.data(shape, DType::F32, values)
     }
 
     /// A packed `[rows, k]` table: random u32 words, scales ~U(0.01, 0.1), biases ~U(-0.1, 0.1).
@@ -215,6 +237,59 @@ pub(crate) fn quant_matmul_cases(rng: &mut StdRng) -> Vec<Case> {
     let [w, scales, biases] = b.packed(50, 64, 4, 32, DType::F16);
     let y = b.op(op.clone(), &[x, w, scales, biases]);
     cases.push(b.finish("quant_matmul q4 g32 f32 [2,3,64]".into(), op, y, 64));
+    cases
+}
+
+/// `round_int8` alone and as the x of quantized gemvs, which round x themselves where the
+/// adapter has the integer-dot kernel (fused, with an RMSNorm or a SwiGLU below it).
+/// K = 4096 at 8 rows of x needs several tiles of staged x; N = 21 and 783 end in part-filled
+/// workgroups.
+pub(crate) fn round_int8_cases(rng: &mut StdRng) -> Vec<Case> {
+    let mut cases = Vec::new();
+    let round = Op::RoundInt8 { block: 32 };
+    for shape in [vec![32], vec![3, 64], vec![5, 96], vec![2, 3, 4096]] {
+        let mut b = Builder::new(rng);
+        let x = b.int8_grid(&shape, 1.0);
+        let y = b.op(round.clone(), &[x]);
+        cases.push(b.finish(format!("round_int8 f32{shape:?}"), round.clone(), y, 1));
+    }
+    // A block of zeros rounds to zeros (no 0/0).
+    let mut b = Builder::new(rng);
+    let mut values = vec![0.0; 64];
+    values[40] = -3.5;
+    let x = b.data(&[2, 32], DType::F32, values);
+    let y = b.op(round.clone(), &[x]);
+    cases.push(b.finish("round_int8 zero block".into(), round.clone(), y, 1));
+    let shapes = [(1, 64, 3), (1, 576, 783), (3, 192, 50), (8, 4096, 21), (1, 4096, 37), (5, 320, 9)];
+    for (bits, group_size) in [(4, 32), (4, 64), (8, 32), (8, 16)] {
+        for (i, (m, k, n)) in shapes.into_iter().enumerate() {
+            for prologue in ["", "rms_norm", "swiglu"] {
+                let op = Op::QuantMatMul { bits, group_size };
+                let mut b = Builder::new(rng);
+                // Prologues that keep the codes: a unit norm weight (the row scale cancels in
+                // each block's), a gate where silu(20) = 20 in f32 (x20 cancels likewise; x is
+                // drawn 20 times smaller so the products stay near unit size).
+                let scale = if prologue == "swiglu" { 0.05 } else { 1.0 };
+                let mut x = b.int8_grid(&[m, k], scale);
+                if prologue == "rms_norm" {
+                    let w = b.data(&[k], DType::F32, vec![1.0; k]);
+                    x = b.op(Op::RmsNorm { eps: float(1e-5).expect("not NaN") }, &[x, w]);
+                } else if prologue == "swiglu" {
+                    let gate = b.data(&[m, k], DType::F32, vec![20.0; m * k]);
+                    let gate = b.op(Op::Unary(UnaryOp::Silu), &[gate]);
+                    x = b.op(Op::Binary(BinaryOp::Mul), &[gate, x]);
+                }
+                let x = b.op(round.clone(), &[x]);
+                let scale_dtype = if i % 2 == 0 { DType::F16 } else { DType::F32 };
+                let [w, scales, biases] = b.packed(n, k, bits, group_size as usize, scale_dtype);
+                let y = b.op(op.clone(), &[x, w, scales, biases]);
+                let name = format!(
+                    "round_int8 {prologue} -> quant_matmul q{bits} g{group_size} [{m},{k}]x[{n},{k}]^T"
+                );
+                cases.push(b.finish(name, op, y, k));
+            }
+        }
+    }
     cases
 }
 

@@ -17,6 +17,7 @@ const WORDS: &str = include_str!("../wgsl/quant_gemv.wgsl");
 const CHUNKS: &str = include_str!("../wgsl/gemv_chunks.wgsl");
 const STAGED: &str = include_str!("../wgsl/gemv_staged.wgsl");
 const SUBGROUP_ROWS: &str = include_str!("../wgsl/gemv_subgroup_rows.wgsl");
+const INT8_ROWS: &str = include_str!("../wgsl/gemv_int8_rows.wgsl");
 const COMMON: &str = include_str!("../wgsl/gemv_common.wgsl");
 const QUANT_CHUNK: &str = include_str!("../wgsl/gemv_chunk_quant.wgsl");
 const DENSE_CHUNK: &str = include_str!("../wgsl/gemv_chunk_dense.wgsl");
@@ -108,6 +109,27 @@ impl GemvWeights<'_> {
     }
 }
 
+/// Values of x sharing one int8 scale in the integer-dot gemv.
+const INT8_BLOCK: u32 = 32;
+
+/// True when the quantized gemv of `m` rows of x, `[n, k]` weights of `bits` in groups of
+/// `group_size`, runs the integer-dot kernel, which rounds x to int8 per block of `block` as it
+/// stages it (so a `round_int8` feeding it is fused into it).
+pub fn int8_gemv(
+    target: &Target,
+    m: usize,
+    n: usize,
+    k: usize,
+    bits: u32,
+    group_size: u32,
+    block: u32,
+) -> bool {
+    let codes = 128 / bits.max(1) as usize;
+    let chunks = k.is_multiple_of(codes) && (group_size as usize).is_multiple_of(codes);
+    let fits = (1..=GEMV_MAX_ROWS).contains(&m) && block == INT8_BLOCK && chunks && k.is_multiple_of(32);
+    fits && GemvLayout::int8_rows(target, m, n, k / codes, codes).is_some()
+}
+
 /// `x [M, K] @ w[N, K]^T -> [M, N]` for `m <= GEMV_MAX_ROWS` rows of x.
 pub fn gemv(
     target: &Target,
@@ -118,7 +140,23 @@ pub fn gemv(
     out: &Value,
 ) -> Result<Launch, CompileError> {
     let n = weights.rows();
-    let layout = GemvLayout::choose(target, m, &weights);
+    let int8 = target
+        .fusion
+        .as_ref()
+        .and_then(|f| f.prologues.first().cloned().flatten())
+        .and_then(|x| x.int8_block());
+    let layout = match (int8, &weights) {
+        (None, _) => Some(GemvLayout::choose(target, m, &weights)),
+        (Some(block), GemvWeights::Packed(p)) if int8_gemv(target, m, n, k, p.bits, p.group_size, block) => {
+            GemvLayout::int8_rows(target, m, n, k / weights.codes(), weights.codes())
+        }
+        (Some(_), _) => None,
+    };
+    // Fusion inlines a round_int8 only where `int8_gemv` holds.
+    let layout = layout.ok_or_else(|| CompileError::Unsupported {
+        op: "quant_matmul".into(),
+        reason: "a fused round_int8 needs the integer-dot gemv, which these weights do not take".into(),
+    })?;
     let (wg, r) = (layout.wg, layout.r);
     let suffix = if target.subgroups { "_sg" } else { "" };
     let kind = match layout.kernel {
@@ -126,6 +164,7 @@ pub fn gemv(
         GemvKernel::Chunks => "gemv4",
         GemvKernel::Staged { .. } => "gemv4s",
         GemvKernel::SubgroupRows { .. } => "gemv4r",
+        GemvKernel::Int8Rows { .. } => "gemv4i8",
     };
     let name = format!("{}_{}_m{m}{suffix}", weights.kernel_name(kind), x.dtype.name());
     let rows = layout.rows_per_workgroup();
@@ -144,7 +183,7 @@ pub fn gemv(
     // kernel sums only those over the workgroup.
     let norm_slots = if w.has_norm() { m } else { 0 };
     let slots = match layout.kernel {
-        GemvKernel::SubgroupRows { .. } => norm_slots.max(1),
+        GemvKernel::SubgroupRows { .. } | GemvKernel::Int8Rows { .. } => norm_slots.max(1),
         _ => r * m + norm_slots,
     };
     w.constant("SLOTS", slots as u32);
@@ -162,7 +201,7 @@ pub fn gemv(
     }
     let slot_bytes = 4 * slots as u32 * slot_rows(target, wg);
     w.norm_fns();
-    if !matches!(layout.kernel, GemvKernel::SubgroupRows { .. }) {
+    if !matches!(layout.kernel, GemvKernel::SubgroupRows { .. } | GemvKernel::Int8Rows { .. }) {
         w.include(COMMON);
     }
     if layout.kernel != GemvKernel::Words {
@@ -192,6 +231,13 @@ pub fn gemv(
             w.workgroup_bytes(slot_bytes + tile * staged_chunk_bytes(m, &weights));
             w.include(SUBGROUP_ROWS);
         }
+        GemvKernel::Int8Rows { tile, sg } => {
+            w.constant("TILE", tile);
+            w.constant("SG", sg);
+            w.constant("ROWS", rows as u32);
+            w.workgroup_bytes(slot_bytes + tile * int8_chunk_bytes(m, weights.codes()));
+            w.include(INT8_ROWS);
+        }
     }
     Ok(Launch { kernel: w.finish(), workgroups: grid.workgroups })
 }
@@ -208,6 +254,8 @@ enum GemvKernel {
     /// x staged as in `Staged`; each subgroup (of the fixed size `sg`) owns R rows, its lanes
     /// striding over their chunks, and sums its partials with subgroupAdd alone.
     SubgroupRows { tile: u32, sg: u32 },
+    /// As `SubgroupRows` with x rounded to int8 as it is staged and integer dot products.
+    Int8Rows { tile: u32, sg: u32 },
 }
 
 /// A gemv's kernel, workgroup size and rows per workgroup.
@@ -222,7 +270,9 @@ impl GemvLayout {
     /// Output rows a workgroup computes.
     fn rows_per_workgroup(&self) -> usize {
         match self.kernel {
-            GemvKernel::SubgroupRows { sg, .. } => self.r * (self.wg / sg) as usize,
+            GemvKernel::SubgroupRows { sg, .. } | GemvKernel::Int8Rows { sg, .. } => {
+                self.r * (self.wg / sg) as usize
+            }
             _ => self.r,
         }
     }
@@ -244,12 +294,7 @@ impl GemvLayout {
         // 1B 514-521 either way, 8B 127-129 either way; at least 1024 workgroups was slower for 1B
         // (down_proj at K = 8192 then stages x for 2 rows per workgroup). R = 4/6/12 against 8:
         // 1B 598/623/616 vs 653 tok/s, 8B 116/133/132 vs 135 (16 spills registers).
-        let r = match m {
-            0..=1 => 8,
-            2 => 4,
-            3..=4 => 2,
-            _ => 1,
-        };
+        let r = max_rows_per_subgroup(m);
         if let Some(layout) = Self::subgroup_rows(target, m, weights, vecs, r) {
             return layout;
         }
@@ -320,6 +365,48 @@ impl GemvLayout {
         let tile = if fit >= vecs { vecs } else { fit - fit % sg };
         (tile > 0).then_some(GemvLayout { kernel: GemvKernel::SubgroupRows { tile, sg }, wg, r })
     }
+
+    /// The integer-dot kernel for `m` rows of x and `n` rows of `vecs` chunks of `codes` each:
+    /// the subgroup-rows layout on subgroups of a fixed size that is a multiple of 8 (a block
+    /// of 32 values is 8 words of int8 codes, rounded together through shuffles).
+    fn int8_rows(target: &Target, m: usize, n: usize, vecs: usize, codes: usize) -> Option<GemvLayout> {
+        let sg = target.profile.subgroup_min_size;
+        let fixed =
+            target.subgroups && sg >= 8 && sg == target.profile.subgroup_max_size && sg.is_power_of_two();
+        let limits = &target.profile.limits;
+        let wg = SUBGROUP_ROWS_WG
+            .min(limits.max_compute_invocations_per_workgroup)
+            .min(limits.max_compute_workgroup_size_x);
+        if !fixed || wg < sg || !wg.is_power_of_two() || m == 0 || m > sg as usize {
+            return None;
+        }
+        let subgroups = (wg / sg) as usize;
+        let r =
+            (n / (MIN_GEMV_WORKGROUPS * subgroups)).clamp(1, max_rows_per_subgroup(m).min(sg as usize / m));
+        let norm_slots = 4 * m as u32 * slot_rows(target, wg);
+        let fit =
+            limits.max_compute_workgroup_storage_size.saturating_sub(norm_slots) / int8_chunk_bytes(m, codes);
+        let vecs = u32::try_from(vecs).ok()?;
+        // A tile of several is a multiple of SG chunks, so whole blocks of 32 values.
+        let tile = if fit >= vecs { vecs } else { fit - fit % sg };
+        (tile > 0).then_some(GemvLayout { kernel: GemvKernel::Int8Rows { tile, sg }, wg, r })
+    }
+}
+
+/// Rows of weights each invocation (or subgroup) takes at most for `m` rows of x: its `R * M`
+/// partials stay in registers.
+fn max_rows_per_subgroup(m: usize) -> usize {
+    match m {
+        0..=1 => 8,
+        2 => 4,
+        3..=4 => 2,
+        _ => 1,
+    }
+}
+
+/// Workgroup bytes of one chunk of x staged as int8: `m` rows of its codes, scale and sum.
+fn int8_chunk_bytes(m: usize, codes: usize) -> u32 {
+    m as u32 * (codes as u32 + 8)
 }
 
 /// Workgroup bytes of one staged chunk of x: `m` rows of its values' x plus one vec4 of padding.

@@ -107,6 +107,32 @@ pub fn quant_matmul(
     }
 }
 
+/// `round_int8(x)` on its own (where no integer-dot gemv takes it): one invocation per block
+/// finds its largest magnitude, then rounds and stores the block.
+pub fn round_int8(target: &Target, block: u32, x: &Value, out: &Value) -> Result<Launch, CompileError> {
+    let wg = target.workgroup_size();
+    let blocks = target.check_numel("round_int8", x.numel())? / block.max(1);
+    let grid = Grid::linear(blocks.div_ceil(wg) as u64, &target.profile.limits)?;
+    let mut w = KernelWriter::new(format!("round_int8_b{block}"), wg);
+    w.constant("BLOCK", block);
+    let xb = w.read(x.dtype, x.storage);
+    w.load_fn("load_x", &xb);
+    let yb = w.write(out.dtype, out.storage);
+    w.store_fn("store_y", &yb);
+    let body: Vec<String> = [
+        "let base = idx * BLOCK;",
+        "var a = 0.0;",
+        "for (var i = 0u; i < BLOCK; i = i + 1u) { a = max(a, abs(load_x(base + i))); }",
+        "let inv = select(127.0 / a, 0.0, a == 0.0);",
+        "for (var i = 0u; i < BLOCK; i = i + 1u) {",
+        "    store_y(base + i, clamp(round(load_x(base + i) * inv), -127.0, 127.0) * (a / 127.0));",
+        "}",
+    ]
+    .map(String::from)
+    .into();
+    Ok(Launch { kernel: w.finish_per_element(blocks, grid.grid_x, &body), workgroups: grid.workgroups })
+}
+
 fn tiled(
     target: &Target,
     m: usize,

@@ -116,6 +116,7 @@ impl Analysis<TNode> for TypeAnalysis {
             | Op::Concat { .. }
             | Op::Gather
             | Op::Softmax { .. }
+            | Op::RoundInt8 { .. }
             | Op::RmsNorm { .. }
             | Op::LayerNorm { .. }
             | Op::Rope { .. }

@@ -74,12 +74,25 @@ impl Inline {
         Ok(text)
     }
 
+    /// The block of a gemv prologue that rounds x to int8 (its root), which the gemv then
+    /// applies itself while it stages x.
+    pub fn int8_block(&self) -> Option<u32> {
+        match self.ops.last()?.op {
+            Op::RoundInt8 { block } => Some(block),
+            _ => None,
+        }
+    }
+
     /// For an RMSNorm prologue of a gemv (`M` rows of `K`): the gemv is linear in x, so the
     /// prologue loads `x * weight` and the row's `1/rms` is applied to the finished dot product.
     /// Defines `const NORM = true`, `fn norm_sq(i)` (the square of x at `i`, summed by the gemv
     /// from the very loads it makes anyway) and `fn norm_scale(sum_sq)`. `None` without a norm.
     pub fn norm_fns(&self, leaves: &[Binding]) -> Option<String> {
-        let root = self.ops.last()?;
+        let mut root = self.ops.last()?;
+        // Rounding to int8 per block commutes with the row scale, so the norm may sit below it.
+        if let (Op::RoundInt8 { .. }, Src::Op(j)) = (&root.op, root.args[0]) {
+            root = &self.ops[j];
+        }
         let Op::RmsNorm { eps } = &root.op else { return None };
         let Src::Leaf(x) = root.args[0] else { return None };
         let load = leaves[x].load("i");
@@ -276,6 +289,8 @@ impl Emitter<'_> {
                 return arg(self, 0, inner);
             }
             Op::Rope { style } => return self.rope(k, *style, at),
+            // A gemv prologue's root only: the host gemv rounds x to int8 as it stages it.
+            Op::RoundInt8 { .. } if k + 1 == self.inline.ops.len() => return arg(self, 0, at.to_vec()),
             Op::RmsNorm { .. } => {
                 // The host gemv applies the row's 1/rms to its dot product (see `Inline::norm_fns`).
                 let x = arg(self, 0, at.to_vec())?;
@@ -292,6 +307,7 @@ impl Emitter<'_> {
             | Op::Concat { .. }
             | Op::Gather
             | Op::Softmax { .. }
+            | Op::RoundInt8 { .. }
             | Op::LayerNorm { .. }
             | Op::WriteSlice { .. }
             | Op::Attention { .. }

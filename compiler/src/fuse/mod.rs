@@ -6,6 +6,8 @@
 //!   and so does any elementwise chain feeding a quantized matmul's x (SwiGLU before down_proj);
 //! - an RMSNorm read only by quantized gemvs becomes their prologue (row scale computed once
 //!   per workgroup, then applied on each load);
+//! - a `round_int8` read only by quantized gemvs that round x themselves (the integer-dot
+//!   kernel) becomes their prologue's root, with the chain below it;
 //! - an elementwise consumer of a matmul/reduction/norm/attention/rope/gather output, of the same
 //!   shape and its only user, becomes that kernel's `store_y` epilogue (residual add, SwiGLU).
 //!
@@ -15,8 +17,8 @@
 pub mod codegen;
 pub mod inline;
 
-use crate::DeviceProfile;
-use crate::codegen::gemv::GEMV_MAX_ROWS;
+use crate::codegen::Target;
+use crate::codegen::gemv::{GEMV_MAX_ROWS, int8_gemv};
 use crate::cost::kernel_is_legal;
 use tessera_ir::{DType, Graph, Node, NodeId, Op};
 
@@ -150,6 +152,7 @@ fn inline_kind(op: &Op) -> Ctx {
         | Op::Concat { .. }
         | Op::Gather
         | Op::Softmax { .. }
+        | Op::RoundInt8 { .. }
         | Op::RmsNorm { .. }
         | Op::LayerNorm { .. }
         | Op::WriteSlice { .. }
@@ -169,6 +172,7 @@ fn accepts(op: &Op, slot: usize, in_place: bool, gemv: bool) -> Ctx {
         Op::Permute { .. } | Op::Broadcast { .. } | Op::Slice { .. } => Ctx::Full,
         // Hand kernels read operands through `load` functions, some elements many times.
         Op::MatMul | Op::Reduce { .. } | Op::ArgMax { .. } | Op::Softmax { .. } => Ctx::Views,
+        Op::RoundInt8 { .. } => Ctx::Views,
         Op::RmsNorm { .. } | Op::LayerNorm { .. } | Op::Rope { .. } => Ctx::Views,
         // The quantized matmuls read x once per row block: a SwiGLU `silu(gate) * up` (or any
         // elementwise chain) is cheap next to dequantizing the weights, and saves a dispatch.
@@ -239,12 +243,25 @@ fn hosts_epilogue(op: &Op) -> bool {
         | Op::Concat { .. }
         | Op::State { .. }
         | Op::Iota { .. }
+        | Op::RoundInt8 { .. }
         | Op::WriteSlice { .. } => false,
     }
 }
 
-/// Plans fusion for `graph` on `profile`; `live`/`in_place` as in the memory plan.
-pub fn schedule(graph: &Graph, profile: &DeviceProfile, live: &[bool], in_place: &[bool]) -> Schedule {
+/// True when `user` is a quantized gemv at operand `slot` 0 that rounds an x of `node`'s shape
+/// to int8 itself (so `node`, a `round_int8`, can be its prologue's root).
+fn int8_gemv_reads(target: &Target, graph: &Graph, node: &Node, user: NodeId, slot: usize) -> bool {
+    let (Op::RoundInt8 { block }, u) = (&node.op, graph.node(user)) else { return false };
+    let Op::QuantMatMul { bits, group_size } = u.op else { return false };
+    let k = node.shape.dims().last().copied().unwrap_or(0);
+    let m = node.shape.numel() / k.max(1);
+    let n = u.shape.dims().last().copied().unwrap_or(0);
+    slot == 0 && int8_gemv(target, m, n, k, bits, group_size, *block)
+}
+
+/// Plans fusion for `graph` on `target`; `live`/`in_place` as in the memory plan.
+pub fn schedule(graph: &Graph, target: &Target, live: &[bool], in_place: &[bool]) -> Schedule {
+    let profile = target.profile;
     let n = graph.len();
     let nodes = graph.nodes();
     let mut users: Vec<Vec<(NodeId, usize)>> = vec![Vec::new(); n];
@@ -264,13 +281,26 @@ pub fn schedule(graph: &Graph, profile: &DeviceProfile, live: &[bool], in_place:
     let gemv: Vec<bool> = nodes.iter().map(|node| dense_gemv(graph, node)).collect();
     for i in (0..n).rev() {
         let node = &nodes[i];
+        if let Op::RoundInt8 { .. } = node.op {
+            // Into the integer-dot gemvs reading it, which round x as they stage it.
+            let by_gemv = |&(u, slot): &(NodeId, usize)| {
+                !s.inlined[u.index()] && int8_gemv_reads(target, graph, node, u, slot)
+            };
+            if live[i] && !is_output[i] && !users[i].is_empty() && users[i].iter().all(by_gemv) {
+                s.inlined[i] = true;
+                ctx_of[i] = Ctx::Full;
+            }
+            continue;
+        }
         if let Op::RmsNorm { .. } = node.op {
             // Into the prologue of the quantized gemvs reading it (each computes the row scale once).
             let reads_as_gemv = |&(u, slot): &(NodeId, usize)| {
                 let x = &nodes[u.index()];
                 let k = node.shape.dims().last().copied().unwrap_or(0).max(1);
                 let quant = matches!(x.op, Op::QuantMatMul { .. }) && node.shape.numel() / k <= GEMV_MAX_ROWS;
-                slot == 0 && !s.inlined[u.index()] && (quant || gemv[u.index()])
+                // Or through a round_int8 that is an integer-dot gemv's prologue root.
+                let rounded = matches!(x.op, Op::RoundInt8 { .. }) && s.inlined[u.index()];
+                slot == 0 && (rounded || !s.inlined[u.index()] && (quant || gemv[u.index()]))
             };
             let weight_is_row = nodes[node.inputs[1].index()].shape.rank() == 1;
             if live[i] && !is_output[i] && node.dtype == DType::F32 && weight_is_row && !users[i].is_empty() {

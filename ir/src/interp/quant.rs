@@ -50,6 +50,22 @@ pub(super) fn quant_matmul(
     out
 }
 
+/// `x` rounded to int8 codes per block of `block` values, dequantized (see `Op::RoundInt8`).
+pub(super) fn round_int8(block: u32, x: &Tensor) -> Vec<f64> {
+    let mut out = Vec::with_capacity(x.data.len());
+    for b in x.data.chunks(block.max(1) as usize) {
+        let amax = b.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        if amax == 0.0 {
+            out.extend(std::iter::repeat_n(0.0, b.len()));
+            continue;
+        }
+        out.extend(
+            b.iter().map(|v| (v * 127.0 / amax).round_ties_even().clamp(-127.0, 127.0) * amax / 127.0),
+        );
+    }
+    out
+}
+
 /// Rows of the dequantized table picked by `indices` (clamped into range).
 pub(super) fn quant_gather(
     bits: u32,

@@ -6,7 +6,7 @@ use tessera_ir::{
 };
 
 /// Number of `Op` variants; `variant_index` must map onto exactly `0..OP_VARIANTS`.
-pub const OP_VARIANTS: usize = 26;
+pub const OP_VARIANTS: usize = 27;
 
 /// A dense index per `Op` variant. Exhaustive on purpose: a new variant stops this compiling,
 /// and then `every_op_graph` must gain an instance before the coverage tests pass.
@@ -38,6 +38,7 @@ pub fn variant_index(op: &Op) -> usize {
         Op::Attention { .. } => 23,
         Op::QuantMatMul { .. } => 24,
         Op::QuantGather { .. } => 25,
+        Op::RoundInt8 { .. } => 26,
     }
 }
 
@@ -159,6 +160,8 @@ pub fn every_op_graph() -> Result<Graph, IrError> {
     let biases = g.param("qw.biases", [3, 1], DType::F32);
     let x16 = g.input("x16", [2, 16], DType::F32);
     outs.push(g.add(Op::QuantMatMul { bits: 8, group_size: 16 }, &[x16, packed, scales, biases])?);
+    let x32 = g.input("x32", [2, 32], DType::F32);
+    outs.push(g.add(Op::RoundInt8 { block: 32 }, &[x32])?);
     outs.push(g.add(Op::QuantGather { bits: 8, group_size: 16 }, &[packed, scales, biases, ids])?);
     g.set_outputs(outs)?;
     Ok(g)

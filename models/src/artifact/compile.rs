@@ -9,7 +9,7 @@ use super::manifest::{
 use super::tiers::{TIER_NAMES, tier_profile};
 use crate::ModelError;
 use crate::convert::quantize_affine;
-use crate::llama::graph::{StepShape, build_step};
+use crate::llama::graph::{StepShape, build_step_for};
 use crate::llama::weights::{Linear, WeightIndex};
 use crate::llama::{ModelParts, cache_rows, prepare_weights, step_shapes};
 use std::path::{Path, PathBuf};
@@ -217,7 +217,7 @@ fn compile_steps(
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(&shape) = shapes.get(i) else { break };
-                    let plan = build_step(&parts.config, &parts.weights, shape)
+                    let plan = build_step_for(&parts.config, &parts.weights, shape, profile, options)
                         .map_err(ModelError::from)
                         .and_then(|graph| Ok(tessera_compiler::compile(&graph, profile, options)?));
                     if let Ok(mut results) = results.lock() {

@@ -8,6 +8,8 @@
 use super::weights::{Linear, WeightIndex};
 use crate::config::LlamaConfig;
 use std::collections::HashMap;
+use tessera_compiler::codegen::gemv::GEMV_MAX_ROWS;
+use tessera_compiler::{CompileOptions, DeviceProfile, int8_activations};
 use tessera_ir::{BinaryOp, DType, Graph, IrError, NodeId, Op, RopeStyle, Shape, SliceRange, UnaryOp, float};
 
 /// Names of the step graph's inputs (all u32).
@@ -23,6 +25,9 @@ pub mod inputs {
     /// Row of the step whose next-token logits are wanted `[1]`.
     pub const LAST: &str = "last";
 }
+
+/// Activations sharing one int8 scale where decode rounds them.
+const INT8_BLOCK: u32 = 32;
 
 /// Name of the inverse-frequency parameter RoPE angles are computed from.
 pub const INV_FREQ: &str = "rope.inv_freq";
@@ -63,7 +68,25 @@ pub fn cache_names(i: usize) -> (String, String) {
 /// Builds a step graph. Outputs: `[0]` the greedy next token (u32 `[1]`, argmax on the GPU),
 /// and `[1]` the logits (f32 `[1, vocab]`) when `shape.logits`.
 pub fn build_step(cfg: &LlamaConfig, w: &WeightIndex, shape: StepShape) -> Result<Graph, IrError> {
-    let mut b = Builder { g: Graph::new(), w, params: HashMap::new() };
+    build(cfg, w, shape, false)
+}
+
+/// [`build_step`] for a device: where its quantized gemvs multiply in integers
+/// ([`tessera_compiler::int8_activations`]), decode steps (at most `GEMV_MAX_ROWS` tokens)
+/// round the x of each quantized projection to int8 per block of 32, as llama.cpp's Q8_1
+/// activations do; prefill keeps f32 x.
+pub fn build_step_for(
+    cfg: &LlamaConfig,
+    w: &WeightIndex,
+    shape: StepShape,
+    profile: &DeviceProfile,
+    options: &CompileOptions,
+) -> Result<Graph, IrError> {
+    build(cfg, w, shape, shape.seq <= GEMV_MAX_ROWS && int8_activations(profile, options))
+}
+
+fn build(cfg: &LlamaConfig, w: &WeightIndex, shape: StepShape, int8_x: bool) -> Result<Graph, IrError> {
+    let mut b = Builder { g: Graph::new(), w, params: HashMap::new(), int8_x };
     let s = shape.seq;
     let (hq, hkv, d) = (cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim);
     let tokens = b.g.input(inputs::TOKENS, [s], DType::U32);
@@ -139,6 +162,8 @@ struct Builder<'a> {
     w: &'a WeightIndex,
     /// Params by name: a tied embedding is read by both the lookup and the head.
     params: HashMap<String, NodeId>,
+    /// Quantized projections read x rounded to int8 (`Op::RoundInt8`).
+    int8_x: bool,
 }
 
 impl Builder<'_> {
@@ -185,6 +210,10 @@ impl Builder<'_> {
             }
             Linear::Quant { k, n, bits, group_size, scales } => {
                 let [w, s, b] = self.quant_params(prefix, k, n, bits, group_size, scales);
+                let x = match self.int8_x && k.is_multiple_of(INT8_BLOCK as usize) {
+                    true => self.op(Op::RoundInt8 { block: INT8_BLOCK }, &[x])?,
+                    false => x,
+                };
                 self.op(Op::QuantMatMul { bits, group_size }, &[x, w, s, b])?
             }
         };

@@ -3,7 +3,7 @@
 //! prefill bucket, one for decode) that all bind the same weights and cache. Plans are compiled
 //! on first use, or taken ready-made from a `.tsr` artifact written by `compile-model`.
 
-use super::graph::{StepShape, build_step, inputs};
+use super::graph::{StepShape, build_step_for, inputs};
 use super::weights::WeightIndex;
 use crate::ModelError;
 use crate::config::LlamaConfig;
@@ -281,7 +281,7 @@ impl LlamaModel {
         if !self.steps.contains_key(&shape) {
             let exe = match &self.source {
                 StepSource::Jit { weights, options } => {
-                    let graph = build_step(&self.config, weights, shape)?;
+                    let graph = build_step_for(&self.config, weights, shape, self.gpu.profile(), options)?;
                     let plan = tessera_compiler::compile(&graph, self.gpu.profile(), options)?;
                     self.gpu.load_shared(&plan, &self.shared)?
                 }

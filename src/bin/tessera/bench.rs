@@ -61,7 +61,12 @@ pub fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         out["gemm"] =
             Value::Array(args.gemm.iter().map(|&n| gemm(&gpu, n, args.reps)).collect::<Result<_, _>>()?);
         let shapes = [(576, 1536), (2048, 8192), (4096, 14336)];
-        for (key, kind) in [("quant_gemv_q4", GemvKind::Q4), ("gemv_f16", GemvKind::F16)] {
+        let kinds = [
+            ("quant_gemv_q4", GemvKind::Q4),
+            ("quant_gemv_q4_int8_x", GemvKind::Q4Int8),
+            ("gemv_f16", GemvKind::F16),
+        ];
+        for (key, kind) in kinds {
             let rows = shapes.iter().map(|&(k, n)| gemv(&gpu, kind, k, n, copy, args.reps));
             out[key] = Value::Array(rows.collect::<Result<_, _>>()?);
         }
@@ -163,6 +168,9 @@ fn gemm(gpu: &Gpu, n: usize, reps: usize) -> Result<Value, Box<dyn std::error::E
 enum GemvKind {
     /// 4-bit codes with group-32 f16 scales and biases.
     Q4,
+    /// The same, x rounded to int8 first (`round_int8`, as decode steps do where the gemv
+    /// multiplies in integers; elsewhere a kernel of its own).
+    Q4Int8,
     /// Dense f16 rows, widened per load.
     F16,
 }
@@ -189,20 +197,24 @@ fn gemv(
     let x = g.input("x", [1, k], DType::F32);
     let half = stored_size(gpu, DType::F16);
     let matrix_bytes = match kind {
-        GemvKind::Q4 => n * k / 2 + 2 * n * k / 32 * half,
+        GemvKind::Q4 | GemvKind::Q4Int8 => n * k / 2 + 2 * n * k / 32 * half,
         GemvKind::F16 => n * k * half,
     };
     let copies = GEMV_STREAM_BYTES.div_ceil(matrix_bytes).clamp(1, GEMV_MAX_COPIES);
     // Every copy holds the same bytes (timing only): q4 codes 0x5a with zero scales and biases,
     // or zero f16 rows.
     let (weights, scales) = match kind {
-        GemvKind::Q4 => (vec![0x5a; n * k / 2], vec![0; n * k / 32 * half]),
+        GemvKind::Q4 | GemvKind::Q4Int8 => (vec![0x5a; n * k / 2], vec![0; n * k / 32 * half]),
         GemvKind::F16 => (vec![0; n * k * half], Vec::new()),
+    };
+    let x = match kind {
+        GemvKind::Q4Int8 => g.add(Op::RoundInt8 { block: 32 }, &[x])?,
+        GemvKind::Q4 | GemvKind::F16 => x,
     };
     let mut params: Vec<(String, &[u8])> = Vec::new();
     for c in 0..copies {
         let y = match kind {
-            GemvKind::Q4 => {
+            GemvKind::Q4 | GemvKind::Q4Int8 => {
                 let w = g.param(&format!("w{c}"), [n, k / 8], DType::U32);
                 let s = g.param(&format!("s{c}"), [n, k / 32], DType::F16);
                 let b = g.param(&format!("b{c}"), [n, k / 32], DType::F16);
@@ -343,7 +355,8 @@ fn print_human(v: &Value) {
             g["gflop_s"].as_f64().unwrap_or(0.0)
         );
     }
-    for (key, label) in [("quant_gemv_q4", "q4"), ("gemv_f16", "f16")] {
+    for (key, label) in [("quant_gemv_q4", "q4"), ("quant_gemv_q4_int8_x", "q4, int8 x"), ("gemv_f16", "f16")]
+    {
         for g in v[key].as_array().into_iter().flatten() {
             println!(
                 "gemv {label} {}x{}: {:.3} ms, {:.1} GB/s ({:.0}% of copy)",
