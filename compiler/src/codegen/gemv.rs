@@ -18,6 +18,7 @@ const CHUNKS: &str = include_str!("../wgsl/gemv_chunks.wgsl");
 const STAGED: &str = include_str!("../wgsl/gemv_staged.wgsl");
 const SUBGROUP_ROWS: &str = include_str!("../wgsl/gemv_subgroup_rows.wgsl");
 const INT8_ROWS: &str = include_str!("../wgsl/gemv_int8_rows.wgsl");
+const SUBGROUP_STORE: &str = include_str!("../wgsl/gemv_subgroup_store.wgsl");
 const COMMON: &str = include_str!("../wgsl/gemv_common.wgsl");
 const QUANT_CHUNK: &str = include_str!("../wgsl/gemv_chunk_quant.wgsl");
 const DENSE_CHUNK: &str = include_str!("../wgsl/gemv_chunk_dense.wgsl");
@@ -229,6 +230,7 @@ pub fn gemv(
             w.constant("SG", sg);
             w.constant("ROWS", rows as u32);
             w.workgroup_bytes(slot_bytes + tile * staged_chunk_bytes(m, &weights));
+            w.include(SUBGROUP_STORE);
             w.include(SUBGROUP_ROWS);
         }
         GemvKernel::Int8Rows { tile, sg } => {
@@ -236,6 +238,7 @@ pub fn gemv(
             w.constant("SG", sg);
             w.constant("ROWS", rows as u32);
             w.workgroup_bytes(slot_bytes + tile * int8_chunk_bytes(m, weights.codes()));
+            w.include(SUBGROUP_STORE);
             w.include(INT8_ROWS);
         }
     }

@@ -109,24 +109,5 @@ fn main(ids: Ids) {
             }
         }
     }
-    if (NORM) {
-        reduce_slots(&sq, ids);
-    }
-    // Lane j ends with the subgroup's total of partial j (RM <= SG).
-    var total = 0.0;
-    for (var j = 0u; j < RM; j = j + 1u) {
-        let t = subgroupAdd(acc[j]);
-        if (ids.sg_lane == j) {
-            total = t;
-        }
-    }
-    if (ids.sg_lane < RM) {
-        if (NORM) {
-            total = total * norm_scale(slot_total(ids.sg_lane % M, ids));
-        }
-        let n = n0 + ids.sg_lane / M;
-        if (n < N) {
-            store_y((ids.sg_lane % M) * N + n, total);
-        }
-    }
+    store_subgroup_rows(&acc, &sq, n0, ids);
 }
