@@ -34,6 +34,17 @@ const GEMV_ROWS_PER_GROUP: usize = 4;
 /// Workgroups the chunk kernels keep for small matrices by taking fewer rows per workgroup.
 const MIN_GEMV_WORKGROUPS: usize = 512;
 
+/// Workgroups the subgroup-rows kernel keeps by taking fewer rows per subgroup. More rows per
+/// workgroup stage x fewer times: H200 decode tok/s (dummy weights, one machine) against 512 /
+/// 256: 8B q4 268.5 vs 240.1 / 239.0, 8B q8 248.4 vs 196.8 / 203.9, 1B q4 985 vs 827 / 968, 1B q8
+/// 868 vs 898 / 894.
+const SUBGROUP_ROWS_MIN_WORKGROUPS: usize = 128;
+
+/// As `SUBGROUP_ROWS_MIN_WORKGROUPS` for the integer-dot kernel, whose staged x costs a quarter
+/// as much: against 512 / 128 on the same machine, 8B q4 338 vs 322 / 331, 8B q8 252 vs 240, 1B
+/// q4 1151 vs 1156 / 1082, 1B q8 933 vs 951.
+const INT8_ROWS_MIN_WORKGROUPS: usize = 256;
+
 /// Invocations per workgroup of the subgroup-rows kernel (where the limits allow).
 const SUBGROUP_ROWS_WG: u32 = 512;
 
@@ -333,8 +344,8 @@ impl GemvLayout {
 
     /// The subgroup-rows kernel for 4- and 8-bit weights on adapters of one fixed subgroup size:
     /// a workgroup of SUBGROUP_ROWS_WG invocations stages x once for its subgroups' R rows each,
-    /// R dropping (from `r_max`) until there are MIN_GEMV_WORKGROUPS. H200, decode tok/s against
-    /// the staged kernel (dummy weights, one machine): 1B q4 663 -> 1016, 8B q4 152 -> 246, 1B
+    /// R dropping (from `r_max`) until there are SUBGROUP_ROWS_MIN_WORKGROUPS. H200, decode tok/s
+    /// against the staged kernel (dummy weights, one machine): 1B q4 663 -> 1016, 8B q4 152 -> 246, 1B
     /// q8 658 -> 927, 8B q8 146 -> 201, SmolLM2 shapes q4 862 -> 983. Workgroups of 256: 1B q4
     /// 912, 8B q4 192; of 128: no gain in decode. Dense rows are left to the chunk kernels: at
     /// 4096 x 14336 f16 this kernel read 2815 GB/s against their 3010.
@@ -361,7 +372,7 @@ impl GemvLayout {
         if r_max == 0 {
             return None;
         }
-        let r = (weights.rows() / (MIN_GEMV_WORKGROUPS * subgroups)).clamp(1, r_max);
+        let r = (weights.rows() / (SUBGROUP_ROWS_MIN_WORKGROUPS * subgroups)).clamp(1, r_max);
         let norm_slots = 4 * m as u32 * slot_rows(target, wg);
         let limit = target.profile.limits.max_compute_workgroup_storage_size;
         let fit = limit.saturating_sub(norm_slots) / staged_chunk_bytes(m, weights);
@@ -384,8 +395,8 @@ impl GemvLayout {
             return None;
         }
         let subgroups = (wg / sg) as usize;
-        let r =
-            (n / (MIN_GEMV_WORKGROUPS * subgroups)).clamp(1, max_rows_per_subgroup(m).min(sg as usize / m));
+        let r = (n / (INT8_ROWS_MIN_WORKGROUPS * subgroups))
+            .clamp(1, max_rows_per_subgroup(m).min(sg as usize / m));
         let norm_slots = 4 * m as u32 * slot_rows(target, wg);
         let fit =
             limits.max_compute_workgroup_storage_size.saturating_sub(norm_slots) / int8_chunk_bytes(m, codes);

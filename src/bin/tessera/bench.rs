@@ -394,12 +394,16 @@ fn print_human(v: &Value) {
             );
         }
         if let Some(gb_s) = m["decode_gb_s"].as_f64() {
+            // Without the kernel rows (--no-kernels) there is no copy reference to compare with.
+            let of_copy = match m["percent_of_copy"].as_f64() {
+                Some(p) => format!(" ({p:.0}% of copy)"),
+                None => String::new(),
+            };
             println!(
-                "{}: {:.1} MB/token streamed, {:.1} GB/s ({:.0}% of copy)",
+                "{}: {:.1} MB/token streamed, {:.1} GB/s{of_copy}",
                 m["name"],
                 m["bytes_per_token"].as_f64().unwrap_or(0.0) / 1e6,
                 gb_s,
-                m["percent_of_copy"].as_f64().unwrap_or(0.0)
             );
         }
     }
