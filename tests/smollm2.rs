@@ -6,6 +6,7 @@ mod common;
 
 use serde_json::Value;
 use std::sync::Arc;
+use tessera::layers::compiler::CompileOptions;
 use tessera::layers::runtime::Gpu;
 use tessera_models::artifact::{ArtifactOptions, compile_artifact};
 use tessera_models::convert::{ConvertOptions, convert};
@@ -48,9 +49,17 @@ fn ids(v: &Value) -> Vec<u32> {
     v.as_array().expect("array").iter().map(|x| x.as_u64().expect("id") as u32).collect()
 }
 
-/// Checks every golden case on `model`; the top-5 comparison only when `top5`.
+/// Checks every golden case on `model`; the top-5 comparison only when `top5`. The decode steps
+/// keep x in f32: int8 activations (the default where the gemvs take them) change greedy tokens,
+/// which `int8_activations_keep_the_perplexity` covers.
 fn check_golden(model: &mut LlamaModel, top5: bool) {
+    model.set_compile_options(f32_activations()).expect("jit model");
     check_cases(model, top5, |_| true);
+}
+
+/// The default compile options with x kept in f32.
+fn f32_activations() -> CompileOptions {
+    CompileOptions { int8_activations: false, ..CompileOptions::default() }
 }
 
 /// Checks the golden cases whose name `wanted` accepts.
@@ -144,4 +153,59 @@ fn compiled_artifact_generates_the_gguf_path_golden_tokens() {
     // the chat case also checks the chat template and tokenizer carried in the artifact.
     check_cases(&mut model, false, |name| name == "chat");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A passage of plain English the quality test scores (not a golden prompt: any text will do).
+const PASSAGE: &str = "The river runs past the old mill and under the stone bridge before it reaches \
+the town. In the spring the water rises, and the children watch the boats go by from the bank. \
+Most of the people who live here work in the shops on the main street or on the farms to the \
+north. On market days the square fills with stalls selling bread, cheese, fruit and vegetables, \
+and the cafes put their tables out on the pavement. The town has a small library, a primary \
+school and a railway station with trains to the city every hour. Visitors come in the summer \
+to walk along the river and to see the church, which was built more than six hundred years ago.";
+
+/// Mean negative log-likelihood (nats) of `ids[1..]`, each token scored from the logits of the
+/// decode step that ran the token before it: every step has one row, the shape that int8
+/// activations apply to.
+fn mean_nll(model: &mut LlamaModel, ids: &[u32]) -> f64 {
+    let mut total = 0.0;
+    for (pos, pair) in ids.windows(2).enumerate() {
+        let logits = model.decode(pair[0], pos, true).expect("decode").logits.expect("logits requested");
+        let max = logits.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) as f64;
+        let sum: f64 = logits.iter().map(|&v| (v as f64 - max).exp()).sum();
+        total += max + sum.ln() - logits[pair[1] as usize] as f64;
+    }
+    total / (ids.len() - 1) as f64
+}
+
+/// Int8 activations (`TESSERA_INT8_ACTIVATIONS`) may change greedy tokens, not the model's
+/// quality: the passage's perplexity with x rounded to int8 stays within 1% of f32 x (llama.cpp's
+/// Q8_1 activations cost about that), and f32 x scores it as a working model would.
+#[test]
+fn int8_activations_keep_the_perplexity() {
+    let Some(_) = common::gpu() else { return };
+    let Some(path) = model_path() else { return };
+    let gpu = Arc::new(Gpu::from_env().expect("gpu"));
+    let mut model = LlamaModel::load(&path, gpu, Some(256)).expect("model loads");
+    let ids = model.tokenizer.encode(PASSAGE).expect("encodes");
+    assert!(ids.len() > 100 && ids.len() < 256, "{} tokens", ids.len());
+    model.set_compile_options(f32_activations()).expect("jit");
+    let f32_x = mean_nll(&mut model, &ids);
+    model
+        .set_compile_options(CompileOptions { int8_activations: true, ..CompileOptions::default() })
+        .expect("jit");
+    let int8_x = mean_nll(&mut model, &ids);
+    eprintln!(
+        "perplexity over {} tokens: f32 x {:.4}, int8 x {:.4}",
+        ids.len() - 1,
+        f32_x.exp(),
+        int8_x.exp()
+    );
+    assert!(f32_x.exp() < 40.0, "f32 x perplexity {:.3}", f32_x.exp());
+    assert!(
+        (int8_x - f32_x).abs() < 0.01,
+        "int8 x perplexity {:.4} against {:.4}",
+        int8_x.exp(),
+        f32_x.exp()
+    );
 }
