@@ -269,6 +269,18 @@ impl LlamaModel {
         prefill_bucket(len, self.max_context)
     }
 
+    /// Whether decode steps round the x of quantized projections to int8
+    /// ([`tessera_compiler::int8_activations`]); `None` for an artifact, whose plans were
+    /// compiled with the options of `compile-model`.
+    pub fn int8_activations(&self) -> Option<bool> {
+        match &self.source {
+            StepSource::Jit { options, .. } => {
+                Some(tessera_compiler::int8_activations(self.gpu.profile(), options))
+            }
+            StepSource::Artifact { .. } => None,
+        }
+    }
+
     /// The artifact tier the step plans come from (`None`: compiled on first use).
     pub fn artifact_tier(&self) -> Option<&str> {
         match &self.source {

@@ -328,6 +328,7 @@ fn model_bench(
         "name": model.name,
         "prefill": prefill,
         "decode_tok_s": decode,
+        "decode_x": model.int8_activations().map(|int8| if int8 { "int8" } else { "f32" }),
         "dispatches_per_token": dispatches,
         "encode_us_per_token": encode_us,
         "encode_us_per_dispatch": encode_us / dispatches.max(1) as f64,
@@ -378,8 +379,9 @@ fn print_human(v: &Value) {
                 p["tok_s"].as_f64().unwrap_or(0.0)
             );
         }
+        let x = m["decode_x"].as_str().map(|x| format!(" ({x} x)")).unwrap_or_default();
         println!(
-            "{}: decode {:.1} tok/s, {} dispatches/token, peak memory {:.1} MB",
+            "{}: decode {:.1} tok/s{x}, {} dispatches/token, peak memory {:.1} MB",
             m["name"],
             m["decode_tok_s"].as_f64().unwrap_or(0.0),
             m["dispatches_per_token"],
