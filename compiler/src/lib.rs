@@ -34,7 +34,9 @@ pub mod target;
 mod validate;
 
 pub use error::CompileError;
-pub use pipeline::{CompileOptions, Compiled, compile, compile_with_graph, int8_activations};
+pub use pipeline::{
+    CompileOptions, Compiled, compile, compile_with_graph, int8_activation_rows, int8_activations,
+};
 pub use plan::{
     Access, BufferDesc, BufferId, BufferRole, Dispatch, IoBinding, KernelReport, KernelSource, Plan,
 };

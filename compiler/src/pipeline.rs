@@ -88,11 +88,18 @@ pub struct Compiled {
 /// integers, so a model's decode graph may round its activations with `Op::RoundInt8` at no
 /// extra dispatch (the gemvs fuse it). Elsewhere a `round_int8` costs a kernel of its own.
 pub fn int8_activations(profile: &DeviceProfile, options: &CompileOptions) -> bool {
+    int8_activation_rows(profile, options) > 0
+}
+
+/// The most rows of x (tokens of a step) for which the quantized gemvs on `profile` round x to
+/// int8 themselves; 0 where they never do. Steps of more rows keep f32 x and the tiled matmul.
+pub fn int8_activation_rows(profile: &DeviceProfile, options: &CompileOptions) -> usize {
     if !options.int8_activations {
-        return false;
+        return 0;
     }
     let target = Target { profile, subgroups: profile.subgroups && options.subgroups, fusion: None };
-    crate::codegen::gemv::int8_gemv(&target, 1, 4096, 4096, 4, 32, 32)
+    let takes = |m: usize| crate::codegen::gemv::int8_gemv(&target, m, 4096, 4096, 4, 32, 32);
+    (1..=crate::codegen::gemv::INT8_GEMV_MAX_ROWS).rev().find(|&m| takes(m)).unwrap_or(0)
 }
 
 /// As [`compile`], keeping the optimized graph (for DOT export and reports).

@@ -331,12 +331,14 @@ fn fixed_subgroup_profile_lowers_quantized_gemv_to_subgroup_rows() {
 }
 
 /// x rounded to int8 before a quantized gemv: on the fixed-size profile the integer-dot kernel
-/// takes it (one kernel, no round_int8 of its own) for 1..8 rows of x, one tile of x or several
+/// takes it (one kernel, no round_int8 of its own) for 1..32 rows of x, one tile of x or several
 /// (K = 14336 at 8 rows does not fit 48 KiB), 4- and 8-bit weights; every kernel validates.
 #[test]
 fn round_int8_fuses_into_the_integer_dot_gemv_on_fixed_subgroups() {
     for (bits, group_size) in [(4u32, 32u32), (4, 64), (8, 16), (8, 32)] {
-        for (m, k, n) in [(1, 64, 3), (3, 576, 783), (8, 14336, 50), (5, 4096, 4096)] {
+        for (m, k, n) in
+            [(1, 64, 3), (3, 576, 783), (8, 14336, 50), (5, 4096, 4096), (16, 4096, 6144), (32, 576, 64)]
+        {
             let mut g = Graph::new();
             let x = g.input("x", [m, k], DType::F32);
             let x = g.add(Op::RoundInt8 { block: 32 }, &[x]).expect("round_int8");

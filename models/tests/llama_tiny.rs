@@ -253,7 +253,7 @@ fn check_against_interpreter(gpu: &Gpu, submit_chunk: usize, options: &CompileOp
         let graph = build_step_for(&cfg, &weights, shape, gpu.profile(), options).expect("graph builds");
         graph.verify().expect("graph verifies");
         let rounds = graph.nodes().iter().any(|n| matches!(n.op, Op::RoundInt8 { .. }));
-        let int8 = shape.seq == 1 && tessera_compiler::int8_activations(gpu.profile(), options);
+        let int8 = shape.seq <= tessera_compiler::int8_activation_rows(gpu.profile(), options);
         assert_eq!(rounds, int8, "round_int8 in the {shape:?} graph");
         let exe = exes.entry(shape).or_insert_with(|| {
             let plan = tessera_compiler::compile(&graph, gpu.profile(), options).expect("compiles");

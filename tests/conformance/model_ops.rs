@@ -242,8 +242,8 @@ pub(crate) fn quant_matmul_cases(rng: &mut StdRng) -> Vec<Case> {
 
 /// `round_int8` alone and as the x of quantized gemvs, which round x themselves where the
 /// adapter has the integer-dot kernel (fused, with an RMSNorm or a SwiGLU below it).
-/// K = 4096 at 8 rows of x needs several tiles of staged x; N = 21 and 783 end in part-filled
-/// workgroups.
+/// K = 4096 at 8 rows of x (and 576 at 32 rows, 8-bit) needs several tiles of staged x; N = 21
+/// and 783 end in part-filled workgroups.
 pub(crate) fn round_int8_cases(rng: &mut StdRng) -> Vec<Case> {
     let mut cases = Vec::new();
     let round = Op::RoundInt8 { block: 32 };
@@ -260,7 +260,18 @@ pub(crate) fn round_int8_cases(rng: &mut StdRng) -> Vec<Case> {
     let x = b.data(&[2, 32], DType::F32, values);
     let y = b.op(round.clone(), &[x]);
     cases.push(b.finish("round_int8 zero block".into(), round.clone(), y, 1));
-    let shapes = [(1, 64, 3), (1, 576, 783), (3, 192, 50), (8, 4096, 21), (1, 4096, 37), (5, 320, 9)];
+    // 12 to 32 rows: short prompts, where a lane stores several partials on subgroups of 8.
+    let shapes = [
+        (1, 64, 3),
+        (1, 576, 783),
+        (3, 192, 50),
+        (8, 4096, 21),
+        (1, 4096, 37),
+        (5, 320, 9),
+        (12, 256, 70),
+        (16, 1024, 45),
+        (32, 576, 130),
+    ];
     for (bits, group_size) in [(4, 32), (4, 64), (8, 32), (8, 16)] {
         for (i, (m, k, n)) in shapes.into_iter().enumerate() {
             for prologue in ["", "rms_norm", "swiglu"] {
@@ -286,10 +297,20 @@ pub(crate) fn round_int8_cases(rng: &mut StdRng) -> Vec<Case> {
                 let name = format!(
                     "round_int8 {prologue} -> quant_matmul q{bits} g{group_size} [{m},{k}]x[{n},{k}]^T"
                 );
-                cases.push(b.finish(name, op, y, k));
+                // Normalized x is up to twice the grid's size, and so is the f32 rounding of the
+                // tiled kernel (no subgroups, more than 8 rows), which multiplies in floats.
+                let len = if prologue == "rms_norm" { 4 * k } else { k };
+                cases.push(b.finish(name, op, y, len));
             }
         }
     }
+    // After an RMSNorm (its own kernel here): the rounding sees the normalized x.
+    let mut b = Builder::new(rng);
+    let x = b.int8_grid(&[16, 1024], 1.0);
+    let w = b.data(&[1024], DType::F32, vec![1.0; 1024]);
+    let x = b.op(Op::RmsNorm { eps: float(1e-5).expect("not NaN") }, &[x, w]);
+    let y = b.op(round.clone(), &[x]);
+    cases.push(b.finish("round_int8 after rms_norm f32[16,1024]".into(), round.clone(), y, 1));
     cases
 }
 

@@ -2,7 +2,7 @@
 //! weight = scale * code + bias per group along a row): a gemv for few rows of x (decode), a
 //! tiled matmul that dequantizes the weight tile while loading it (prefill), and row gathers.
 
-use super::gemv::{GEMV_MAX_ROWS, GemvWeights, gemv};
+use super::gemv::{GEMV_MAX_ROWS, GemvWeights, fused_int8_block, gemv, int8_gemv};
 use super::grid::Grid;
 use super::matmul::Tile;
 use super::writer::PRELUDE;
@@ -87,7 +87,8 @@ impl Packed<'_> {
 }
 
 /// `x [..., K] @ dequant(w)[N, K]^T -> [..., N]`: the gemv kernel for at most
-/// [`GEMV_MAX_ROWS`] rows of x, the tiled kernel otherwise.
+/// [`GEMV_MAX_ROWS`] rows of x (or the integer-dot gemv's rows, where x is a fused
+/// `round_int8`), the tiled kernel otherwise.
 pub fn quant_matmul(
     target: &Target,
     x: &Value,
@@ -100,7 +101,9 @@ pub fn quant_matmul(
     for (what, v) in [("x", x), ("y", out)] {
         target.check_numel(&format!("quant_matmul {what}"), v.numel())?;
     }
-    if rows <= GEMV_MAX_ROWS {
+    let int8 = fused_int8_block(target)
+        .is_some_and(|block| int8_gemv(target, rows, n, k, weights.bits, weights.group_size, block));
+    if rows <= GEMV_MAX_ROWS || int8 {
         gemv(target, rows, k, x, GemvWeights::Packed(weights), out)
     } else {
         tiled(target, rows, n, k, x, weights, out)

@@ -8,8 +8,7 @@
 use super::weights::{Linear, WeightIndex};
 use crate::config::LlamaConfig;
 use std::collections::HashMap;
-use tessera_compiler::codegen::gemv::GEMV_MAX_ROWS;
-use tessera_compiler::{CompileOptions, DeviceProfile, int8_activations};
+use tessera_compiler::{CompileOptions, DeviceProfile, int8_activation_rows};
 use tessera_ir::{BinaryOp, DType, Graph, IrError, NodeId, Op, RopeStyle, Shape, SliceRange, UnaryOp, float};
 
 /// Names of the step graph's inputs (all u32).
@@ -71,10 +70,10 @@ pub fn build_step(cfg: &LlamaConfig, w: &WeightIndex, shape: StepShape) -> Resul
     build(cfg, w, shape, false)
 }
 
-/// [`build_step`] for a device: where its quantized gemvs multiply in integers
-/// ([`tessera_compiler::int8_activations`]), decode steps (at most `GEMV_MAX_ROWS` tokens)
-/// round the x of each quantized projection to int8 per block of 32, as llama.cpp's Q8_1
-/// activations do; prefill keeps f32 x.
+/// [`build_step`] for a device: where its quantized gemvs multiply in integers, steps of at
+/// most [`tessera_compiler::int8_activation_rows`] tokens (decode and short prompts) round the x
+/// of each quantized projection to int8 per block of 32, as llama.cpp's Q8_1 activations do;
+/// longer prompts keep f32 x.
 pub fn build_step_for(
     cfg: &LlamaConfig,
     w: &WeightIndex,
@@ -82,7 +81,7 @@ pub fn build_step_for(
     profile: &DeviceProfile,
     options: &CompileOptions,
 ) -> Result<Graph, IrError> {
-    build(cfg, w, shape, shape.seq <= GEMV_MAX_ROWS && int8_activations(profile, options))
+    build(cfg, w, shape, shape.seq <= int8_activation_rows(profile, options))
 }
 
 fn build(cfg: &LlamaConfig, w: &WeightIndex, shape: StepShape, int8_x: bool) -> Result<Graph, IrError> {
