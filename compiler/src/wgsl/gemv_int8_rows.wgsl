@@ -55,43 +55,43 @@ fn main(ids: Ids) {
         // Whole blocks: K and TILE are multiples of 32 values, so of 8 words.
         let words = (end - c0) * XW;
         workgroupBarrier();
-        for (var m = 0u; m < M; m = m + 1u) {
-            var part = 0.0;
-            for (var base = 0u; base < words; base = base + WG) {
-                let t = base + me;
-                let live = t < words;
-                var v = vec4<f32>(0.0);
-                if (live) {
-                    let at = m * K + c0 * CODES;
-                    v = vec4<f32>(load_x(at + x_pos(t, 0u)), load_x(at + x_pos(t, 1u)),
-                        load_x(at + x_pos(t, 2u)), load_x(at + x_pos(t, 3u)));
-                    if (NORM) {
-                        part = part + norm_sq(at + x_pos(t, 0u)) + norm_sq(at + x_pos(t, 1u))
-                            + norm_sq(at + x_pos(t, 2u)) + norm_sq(at + x_pos(t, 3u));
-                    }
-                }
-                var a = max(max(abs(v.x), abs(v.y)), max(abs(v.z), abs(v.w)));
-                for (var o = 1u; o < 8u; o = o * 2u) {
-                    a = max(a, subgroupShuffleXor(a, o));
-                }
-                let inv = select(127.0 / a, 0.0, a == 0.0);
-                let q = vec4<i32>(clamp(round(v * inv), vec4<f32>(-127.0), vec4<f32>(127.0)));
-                var s = q.x + q.y + q.z + q.w;
-                for (var o = 1u; o < XW; o = o * 2u) {
-                    s = s + subgroupShuffleXor(s, o);
-                }
-                if (live) {
-                    let c = t / XW;
-                    let j = t % XW;
-                    xq[(m * XV + j / 4u) * TILE + c][j % 4u] = pack4xI8(q);
-                    if (j == 0u) {
-                        let d = a / 127.0;
-                        xd[m * TILE + c] = vec2<f32>(d, d * f32(s));
-                    }
+        // The M rows' words in one pass, so that few rows of x still fill the workgroup; a
+        // block's 8 words share a row (words is a multiple of 8).
+        let total = M * words;
+        for (var base = 0u; base < total; base = base + WG) {
+            let f = base + me;
+            let live = f < total;
+            // (Decode, M = 1, keeps the single-row loop: no division.)
+            let m = select(min(f / words, M - 1u), 0u, M == 1u);
+            let t = select(f % words, f, M == 1u);
+            var v = vec4<f32>(0.0);
+            if (live) {
+                let at = m * K + c0 * CODES;
+                v = vec4<f32>(load_x(at + x_pos(t, 0u)), load_x(at + x_pos(t, 1u)),
+                    load_x(at + x_pos(t, 2u)), load_x(at + x_pos(t, 3u)));
+                if (NORM) {
+                    sq[m] = sq[m] + norm_sq(at + x_pos(t, 0u)) + norm_sq(at + x_pos(t, 1u))
+                        + norm_sq(at + x_pos(t, 2u)) + norm_sq(at + x_pos(t, 3u));
                 }
             }
-            if (NORM) {
-                sq[m] = sq[m] + part;
+            var a = max(max(abs(v.x), abs(v.y)), max(abs(v.z), abs(v.w)));
+            for (var o = 1u; o < 8u; o = o * 2u) {
+                a = max(a, subgroupShuffleXor(a, o));
+            }
+            let inv = select(127.0 / a, 0.0, a == 0.0);
+            let q = vec4<i32>(clamp(round(v * inv), vec4<f32>(-127.0), vec4<f32>(127.0)));
+            var s = q.x + q.y + q.z + q.w;
+            for (var o = 1u; o < XW; o = o * 2u) {
+                s = s + subgroupShuffleXor(s, o);
+            }
+            if (live) {
+                let c = t / XW;
+                let j = t % XW;
+                xq[(m * XV + j / 4u) * TILE + c][j % 4u] = pack4xI8(q);
+                if (j == 0u) {
+                    let d = a / 127.0;
+                    xd[m * TILE + c] = vec2<f32>(d, d * f32(s));
+                }
             }
         }
         workgroupBarrier();
