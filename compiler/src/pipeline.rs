@@ -25,10 +25,11 @@ pub struct CompileOptions {
     pub egraph: SaturationLimits,
     /// Fuse elementwise chains, views and epilogues into fewer kernels.
     pub fuse: bool,
-    /// Let model graphs round decode activations to int8 where the quantized gemv multiplies in
-    /// integers ([`int8_activations`]); `TESSERA_INT8_ACTIVATIONS=0` turns it off. On by default:
-    /// SmolLM2's perplexity moves 0.3% (tests/smollm2.rs) where 8B q4 decode gains 1.4x, though
-    /// greedy tokens may leave those of f32 x (and of transformers) after a few steps.
+    /// Let model graphs round the activations of decode and short prompts to int8 where the
+    /// quantized gemv multiplies in integers ([`int8_activation_rows`]);
+    /// `TESSERA_INT8_ACTIVATIONS=0` turns it off. On by default: SmolLM2's perplexity moves 0.3%
+    /// (tests/smollm2.rs) where 8B q4 decode gains 1.26x on the H200, though greedy tokens may
+    /// leave those of f32 x (and of transformers) after a few steps.
     pub int8_activations: bool,
 }
 

@@ -354,9 +354,9 @@ impl GemvLayout {
     /// The subgroup-rows kernel for 4- and 8-bit weights on adapters of one fixed subgroup size:
     /// a workgroup of SUBGROUP_ROWS_WG invocations stages x once for its subgroups' R rows each,
     /// R dropping (from `r_max`) until there are SUBGROUP_ROWS_MIN_WORKGROUPS. H200, decode tok/s
-    /// against the staged kernel (dummy weights, one machine): 1B q4 663 -> 1016, 8B q4 152 -> 246, 1B
-    /// q8 658 -> 927, 8B q8 146 -> 201, SmolLM2 shapes q4 862 -> 983. Workgroups of 256: 1B q4
-    /// 912, 8B q4 192; of 128: no gain in decode. Dense rows are left to the chunk kernels: at
+    /// against the staged kernel (dummy weights, one machine): 1B q4 663 -> 1016, 8B q4 152 ->
+    /// 246, 1B q8 658 -> 927, 8B q8 146 -> 201, SmolLM2 shapes q4 862 -> 983. Workgroups of 256
+    /// invocations: 1B q4 912, 8B q4 192; of 128: no gain in decode. Dense rows are left to the chunk kernels: at
     /// 4096 x 14336 f16 this kernel read 2815 GB/s against their 3010.
     fn subgroup_rows(
         target: &Target,
