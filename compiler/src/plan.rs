@@ -120,6 +120,10 @@ pub struct KernelSource {
     pub uses_f16: bool,
     /// Uses subgroup builtins (needs `SUBGROUP`).
     pub uses_subgroups: bool,
+    /// Uses cooperative matrices (needs `EXPERIMENTAL_COOPERATIVE_MATRIX`); absent in plans
+    /// written before they existed.
+    #[serde(default)]
+    pub uses_cooperative_matrix: bool,
 }
 
 /// Access mode of a storage binding.

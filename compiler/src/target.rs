@@ -14,6 +14,10 @@ pub struct DeviceProfile {
     pub subgroup_min_size: u32,
     /// Largest subgroup size the adapter may use (0 when unknown).
     pub subgroup_max_size: u32,
+    /// `EXPERIMENTAL_COOPERATIVE_MATRIX` with 16x16x16 f16 products accumulated in f32 (tensor
+    /// cores, simdgroup matrices). Absent in profiles written before it existed: false.
+    #[serde(default)]
+    pub cooperative_matrix: bool,
     /// Limits kernels must respect.
     pub limits: Limits,
 }
@@ -60,6 +64,7 @@ impl DeviceProfile {
             subgroups: false,
             subgroup_min_size: 0,
             subgroup_max_size: 0,
+            cooperative_matrix: false,
             limits: Limits::webgpu_default(),
         }
     }

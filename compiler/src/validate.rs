@@ -46,6 +46,9 @@ fn features(profile: &DeviceProfile) -> wgpu_types::Features {
     if profile.subgroups {
         f |= wgpu_types::Features::SUBGROUP;
     }
+    if profile.cooperative_matrix {
+        f |= wgpu_types::Features::EXPERIMENTAL_COOPERATIVE_MATRIX;
+    }
     f
 }
 
@@ -151,6 +154,9 @@ fn check_limits(kernel: &KernelSource, profile: &DeviceProfile) -> Result<(), Co
     }
     if kernel.uses_subgroups && !profile.subgroups {
         return Err(missing("subgroups"));
+    }
+    if kernel.uses_cooperative_matrix && !profile.cooperative_matrix {
+        return Err(missing("cooperative matrices"));
     }
     Ok(())
 }

@@ -23,6 +23,8 @@ pub struct GpuOptions {
     pub no_subgroups: bool,
     /// Do not request `MAPPABLE_PRIMARY_BUFFERS` (`TESSERA_NO_UMA`).
     pub no_uma: bool,
+    /// Do not request cooperative matrices (`TESSERA_NO_COOPERATIVE_MATRIX`).
+    pub no_cooperative_matrix: bool,
     /// How long to wait for the GPU before failing (`TESSERA_POLL_TIMEOUT_S`, default 300 s:
     /// lavapipe is slow).
     pub poll_timeout: Duration,
@@ -39,6 +41,7 @@ impl Default for GpuOptions {
             no_f16: false,
             no_subgroups: false,
             no_uma: false,
+            no_cooperative_matrix: false,
             poll_timeout: Duration::from_secs(300),
             pipeline_cache_dir: None,
         }
@@ -97,6 +100,7 @@ impl GpuOptions {
             no_f16: flag("TESSERA_NO_F16")?,
             no_subgroups: flag("TESSERA_NO_SUBGROUPS")?,
             no_uma: flag("TESSERA_NO_UMA")?,
+            no_cooperative_matrix: flag("TESSERA_NO_COOPERATIVE_MATRIX")?,
             poll_timeout,
         })
     }
@@ -193,11 +197,20 @@ impl Gpu {
         if shares_memory && !options.no_uma {
             wanted |= wgpu::Features::MAPPABLE_PRIMARY_BUFFERS;
         }
+        let coop = !options.no_cooperative_matrix && !options.no_f16 && has_f16_products(&adapter);
+        let experimental_features = if coop {
+            wanted |= wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX;
+            // SAFETY: wgpu marks cooperative matrices experimental (validation may miss misuse);
+            // only the cooperative-matrix matmul uses them, and the conformance suite checks it.
+            unsafe { wgpu::ExperimentalFeatures::enabled() }
+        } else {
+            wgpu::ExperimentalFeatures::disabled()
+        };
         let descriptor = wgpu::DeviceDescriptor {
             label: Some("tessera"),
             required_features: adapter.features() & wanted,
             required_limits: adapter.limits(),
-            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            experimental_features,
             memory_hints: wgpu::MemoryHints::Performance,
             trace: wgpu::Trace::Off,
         };
@@ -259,6 +272,7 @@ impl Gpu {
         };
         mine.f16 &= target.f16;
         mine.subgroups &= target.subgroups;
+        mine.cooperative_matrix &= target.cooperative_matrix && mine.subgroups;
         if !mine.subgroups {
             mine.subgroup_min_size = 0;
             mine.subgroup_max_size = 0;
@@ -359,6 +373,16 @@ fn preference(info: &wgpu::AdapterInfo) -> (u8, bool) {
     (kind, info.backend == wgpu::Backend::Gl)
 }
 
+/// True when the adapter multiplies 16x16x16 f16 cooperative matrices into f32 accumulators,
+/// the one configuration the cooperative-matrix matmul uses.
+fn has_f16_products(adapter: &wgpu::Adapter) -> bool {
+    use wgpu::CooperativeScalarType as T;
+    adapter.features().contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX | wgpu::Features::SHADER_F16)
+        && adapter.cooperative_matrix_properties().iter().any(|p| {
+            (p.m_size, p.n_size, p.k_size) == (16, 16, 16) && p.ab_type == T::F16 && p.cr_type == T::F32
+        })
+}
+
 /// The compiler's view of the device.
 fn profile_of(report: &AdapterReport, limits: &wgpu::Limits) -> DeviceProfile {
     DeviceProfile {
@@ -366,6 +390,7 @@ fn profile_of(report: &AdapterReport, limits: &wgpu::Limits) -> DeviceProfile {
         subgroups: report.features.subgroups,
         subgroup_min_size: report.features.subgroup_min_size,
         subgroup_max_size: report.features.subgroup_max_size,
+        cooperative_matrix: report.features.cooperative_matrix && report.features.subgroups,
         limits: Limits {
             max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size,
             max_buffer_size: limits.max_buffer_size,

@@ -152,6 +152,11 @@ fn check_kernel(
     if kernel.uses_subgroups && !profile.subgroups {
         return Err(RuntimeError::MissingFeature(format!("SUBGROUP (kernel {name} uses subgroup builtins)")));
     }
+    if kernel.uses_cooperative_matrix && !profile.cooperative_matrix {
+        return Err(RuntimeError::MissingFeature(format!(
+            "EXPERIMENTAL_COOPERATIVE_MATRIX (kernel {name} uses cooperative matrices)"
+        )));
+    }
     Ok(())
 }
 

@@ -40,7 +40,7 @@
 //!     kernels: vec![KernelSource {
 //!         name: "double".into(), wgsl: wgsl.into(), entry: "main".into(), constants: BTreeMap::new(),
 //!         bindings: vec![Access::Read, Access::ReadWrite], workgroup_size: [64, 1, 1],
-//!         workgroup_bytes: 0, uses_f16: false, uses_subgroups: false,
+//!         workgroup_bytes: 0, uses_f16: false, uses_subgroups: false, uses_cooperative_matrix: false,
 //!     }],
 //!     dispatches: vec![Dispatch { kernel: 0, buffers: vec![BufferId(0), BufferId(1)], workgroups: [1, 1, 1] }],
 //!     inputs: vec![io("x", 0)],

@@ -88,6 +88,7 @@ pub struct KernelWriter {
     includes: String,
     uses_f16: bool,
     uses_subgroups: bool,
+    uses_cooperative_matrix: bool,
     fusion: Option<Arc<KernelFusion>>,
     reads: usize,
     error: Option<crate::CompileError>,
@@ -108,6 +109,7 @@ impl KernelWriter {
             includes: String::new(),
             uses_f16: false,
             uses_subgroups: false,
+            uses_cooperative_matrix: false,
             fusion: None,
             reads: 0,
             error: None,
@@ -291,6 +293,13 @@ impl KernelWriter {
         self.uses_subgroups = true;
     }
 
+    /// Marks the kernel as using cooperative matrices of f16 (and subgroups, their scope).
+    pub fn uses_cooperative_matrix(&mut self) {
+        self.uses_cooperative_matrix = true;
+        self.uses_subgroups = true;
+        self.uses_f16 = true;
+    }
+
     /// Finishes a kernel whose entry point `main` is in the included text.
     pub fn finish(self) -> KernelSource {
         let mut wgsl = String::new();
@@ -299,7 +308,13 @@ impl KernelWriter {
             let _ = writeln!(wgsl, "fusion error: {e}");
         }
         if self.uses_f16 {
-            wgsl.push_str("enable f16;\n\n");
+            wgsl.push_str("enable f16;\n");
+        }
+        if self.uses_cooperative_matrix {
+            wgsl.push_str("enable wgpu_cooperative_matrix;\n");
+        }
+        if self.uses_f16 {
+            wgsl.push('\n');
         }
         let _ = writeln!(wgsl, "// {}", self.name);
         wgsl.push_str(&self.constants);
@@ -319,6 +334,7 @@ impl KernelWriter {
             workgroup_bytes: self.workgroup_bytes,
             uses_f16: self.uses_f16,
             uses_subgroups: self.uses_subgroups,
+            uses_cooperative_matrix: self.uses_cooperative_matrix,
         }
     }
 

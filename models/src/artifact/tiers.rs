@@ -39,6 +39,9 @@ pub fn fits(tier: &DeviceProfile, adapter: &DeviceProfile) -> Result<(), String>
     if tier.subgroups && !adapter.subgroups {
         return Err("needs subgroups".into());
     }
+    if tier.cooperative_matrix && !adapter.cooperative_matrix {
+        return Err("needs cooperative matrices (EXPERIMENTAL_COOPERATIVE_MATRIX)".into());
+    }
     if tier.subgroups && tier.subgroup_min_size > 0 {
         let (lo, hi) = (adapter.subgroup_min_size, adapter.subgroup_max_size);
         if lo < tier.subgroup_min_size || hi > tier.subgroup_max_size {

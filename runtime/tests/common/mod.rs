@@ -58,6 +58,7 @@ pub fn kernel(name: &str, wgsl: &str, bindings: Vec<Access>) -> KernelSource {
         workgroup_bytes: 0,
         uses_f16: false,
         uses_subgroups: false,
+        uses_cooperative_matrix: false,
     }
 }
 
