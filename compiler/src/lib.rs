@@ -35,7 +35,8 @@ mod validate;
 
 pub use error::CompileError;
 pub use pipeline::{
-    CompileOptions, Compiled, compile, compile_with_graph, int8_activation_rows, int8_activations,
+    CompileOptions, Compiled, F16Prefill, compile, compile_with_graph, f16_matmul_rows, int8_activation_rows,
+    int8_activations,
 };
 pub use plan::{
     Access, BufferDesc, BufferId, BufferRole, Dispatch, IoBinding, KernelReport, KernelSource, Plan,

@@ -31,6 +31,20 @@ pub struct CompileOptions {
     /// (tests/smollm2.rs) where 8B q4 decode gains 1.26x on the H200, though greedy tokens may
     /// leave those of f32 x (and of transformers) after a few steps.
     pub int8_activations: bool,
+    /// When model graphs run the quantized projections of prefill in f16 ([`f16_matmul_rows`]).
+    pub f16_prefill: F16Prefill,
+}
+
+/// When prefill's quantized projections multiply f16 x by f16 weights (f32 sums, f16 results;
+/// see `Op::QuantMatMul`) instead of f32 by f32.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum F16Prefill {
+    /// Never (`TESSERA_F16_PREFILL=0`).
+    Off,
+    /// Where the device multiplies f16 in cooperative matrices (tensor cores), the default.
+    Cooperative,
+    /// On every device, through whichever kernel it has (tests of the f16 graphs).
+    Always,
 }
 
 impl Default for CompileOptions {
@@ -43,6 +57,10 @@ impl Default for CompileOptions {
             egraph: SaturationLimits::from_env(),
             fuse: true,
             int8_activations: std::env::var("TESSERA_INT8_ACTIVATIONS").map_or(true, |v| v != "0"),
+            f16_prefill: match std::env::var("TESSERA_F16_PREFILL").as_deref() {
+                Ok("0") => F16Prefill::Off,
+                _ => F16Prefill::Cooperative,
+            },
         }
     }
 }
@@ -101,6 +119,21 @@ pub fn int8_activation_rows(profile: &DeviceProfile, options: &CompileOptions) -
     let target = Target { profile, subgroups: profile.subgroups && options.subgroups, fusion: None };
     let takes = |m: usize| crate::codegen::gemv::int8_gemv(&target, m, 4096, 4096, 4, 32, 32);
     (1..=crate::codegen::gemv::INT8_GEMV_MAX_ROWS).rev().find(|&m| takes(m)).unwrap_or(0)
+}
+
+/// The fewest rows of x (tokens of a step) from which a model graph on `profile` should give its
+/// quantized projections f16 x ([`F16Prefill`]): past the gemvs' rows, where the cooperative-matrix
+/// kernel takes them. `None` where the options or the device rule it out.
+pub fn f16_matmul_rows(profile: &DeviceProfile, options: &CompileOptions) -> Option<usize> {
+    let target = Target { profile, subgroups: profile.subgroups && options.subgroups, fusion: None };
+    let fast = crate::codegen::quant::CoopTile::for_target(&target).is_some();
+    match options.f16_prefill {
+        F16Prefill::Off => None,
+        F16Prefill::Cooperative if !fast => None,
+        F16Prefill::Cooperative | F16Prefill::Always => {
+            Some(crate::codegen::gemv::GEMV_MAX_ROWS.max(int8_activation_rows(profile, options)) + 1)
+        }
+    }
 }
 
 /// As [`compile`], keeping the optimized graph (for DOT export and reports).

@@ -225,3 +225,63 @@ fn validate_kernel_reports_the_offending_line() -> R {
     }
     Ok(())
 }
+
+/// A profile like the H200's: one subgroup size of 32 and cooperative matrices.
+fn cooperative_profile() -> DeviceProfile {
+    let mut p = DeviceProfile {
+        subgroup_min_size: 32,
+        subgroup_max_size: 32,
+        cooperative_matrix: true,
+        ..DeviceProfile::full()
+    };
+    p.limits.max_compute_workgroup_storage_size = 48 << 10;
+    p
+}
+
+/// `quant_matmul` of `m` rows of f16 x on the fused path (x cast to f16 inside the kernel).
+fn f16_quant_matmul(m: usize) -> Result<Graph, Box<dyn std::error::Error>> {
+    let (n, k) = (96, 256);
+    let mut g = Graph::new();
+    let x = g.input("x", [m, k], DType::F32);
+    let x16 = g.add(Op::Cast { to: DType::F16 }, &[x])?;
+    let w = g.param("w", [n, k / 8], DType::U32);
+    let s = g.param("s", [n, k / 32], DType::F16);
+    let b = g.param("b", [n, k / 32], DType::F16);
+    let y = g.add(Op::QuantMatMul { bits: 4, group_size: 32 }, &[x16, w, s, b])?;
+    let y32 = g.add(Op::Cast { to: DType::F32 }, &[y])?;
+    g.set_outputs(vec![y32])?;
+    Ok(g)
+}
+
+#[test]
+fn cooperative_matrices_take_f16_prefill_where_the_profile_has_them() -> R {
+    let coop = cooperative_profile();
+    let plan = compile(&f16_quant_matmul(50)?, &coop, &CompileOptions::default())?;
+    let k = plan.kernels.iter().find(|k| k.name.starts_with("quant_matmul")).ok_or("no matmul")?;
+    assert!(k.name.starts_with("quant_matmul_coop"), "{}", k.name);
+    assert!(k.uses_cooperative_matrix && k.uses_f16 && k.uses_subgroups);
+    assert!(k.wgsl.contains("enable wgpu_cooperative_matrix;") && k.wgsl.contains("coopMultiplyAdd"));
+    assert_eq!(plan.kernels.len(), 1, "the casts fuse into the cooperative kernel");
+
+    // Decode rows keep the gemv; without cooperative matrices (or subgroups) prefill is tiled.
+    let decode = compile(&f16_quant_matmul(1)?, &coop, &CompileOptions::default())?;
+    assert!(decode.kernels.iter().all(|k| !k.uses_cooperative_matrix));
+    for profile in [
+        DeviceProfile { cooperative_matrix: false, ..coop.clone() },
+        DeviceProfile { subgroup_max_size: 64, ..coop.clone() },
+    ] {
+        let plan = compile(&f16_quant_matmul(50)?, &profile, &CompileOptions::default())?;
+        assert!(plan.kernels.iter().all(|k| !k.uses_cooperative_matrix && !k.name.contains("coop")));
+    }
+    // An f32 x never rounds to f16 behind the graph's back.
+    let mut g = Graph::new();
+    let x = g.input("x", [50, 256], DType::F32);
+    let w = g.param("w", [96, 32], DType::U32);
+    let s = g.param("s", [96, 8], DType::F16);
+    let b = g.param("b", [96, 8], DType::F16);
+    let y = g.add(Op::QuantMatMul { bits: 4, group_size: 32 }, &[x, w, s, b])?;
+    g.set_outputs(vec![y])?;
+    let plan = compile(&g, &coop, &CompileOptions::default())?;
+    assert!(plan.kernels.iter().all(|k| !k.uses_cooperative_matrix));
+    Ok(())
+}

@@ -163,6 +163,8 @@ pub enum Op {
     /// `quant_matmul(x, w, scales, biases)`: `x [..., K]` times affine-quantized weights
     /// `[N, K]` transposed, giving `[..., N]`. `w` is u32 `[N, K*bits/32]` (code `i` of a word
     /// in bits `bits*i`), `scales`/`biases` `[N, K/group_size]`; weight = scale * code + bias.
+    /// The weights take x's dtype: with f16 x, each product is of two f16 values (what tensor
+    /// cores multiply), summed at least in f32, and the result is f16.
     QuantMatMul {
         /// Bits per code (4 or 8).
         bits: u32,

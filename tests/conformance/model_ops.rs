@@ -230,6 +230,32 @@ pub(crate) fn quant_matmul_cases(rng: &mut StdRng) -> Vec<Case> {
             }
         }
     }
+    // Prefill in f16 as model graphs build it (x cast to f16, the f16 result widened and added to
+    // the residual; stored as f16 here so the f16 tolerance applies). Where the adapter has
+    // cooperative matrices these run 16 x 16 fragments: M, N, K past whole 64-wide tiles and
+    // 32-deep steps, K = 4096 for a long accumulation.
+    for (bits, group_size, m, k, n) in [
+        (4, 32, 9, 64, 50),
+        (4, 32, 17, 576, 70),
+        (8, 32, 64, 256, 64),
+        (4, 64, 130, 2112, 70),
+        (8, 16, 65, 80, 129),
+        (4, 32, 128, 4096, 96),
+        (8, 64, 200, 576, 300),
+    ] {
+        let op = Op::QuantMatMul { bits, group_size };
+        let mut b = Builder::new(rng);
+        let x = b.input(&[m, k], DType::F32, Domain::Any);
+        let x = b.op(Op::Cast { to: DType::F16 }, &[x]);
+        let [w, scales, biases] = b.packed(n, k, bits, group_size as usize, DType::F16);
+        let y = b.op(op.clone(), &[x, w, scales, biases]);
+        let y = b.op(Op::Cast { to: DType::F32 }, &[y]);
+        let residual = b.input(&[m, n], DType::F32, Domain::Any);
+        let y = b.op(Op::Binary(BinaryOp::Add), &[y, residual]);
+        let y = b.op(Op::Cast { to: DType::F16 }, &[y]);
+        let name = format!("f16 prefill quant_matmul q{bits} g{group_size} [{m},{k}]x[{n},{k}]^T + residual");
+        cases.push(b.finish(name, op, y, k));
+    }
     // x with batch dimensions.
     let op = Op::QuantMatMul { bits: 4, group_size: 32 };
     let mut b = Builder::new(rng);

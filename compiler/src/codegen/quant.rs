@@ -11,7 +11,9 @@ use crate::CompileError;
 use tessera_ir::DType;
 
 const IDS: &str = include_str!("../wgsl/ids.wgsl");
+const IDS_SUBGROUP: &str = include_str!("../wgsl/ids_subgroup.wgsl");
 const MATMUL: &str = include_str!("../wgsl/quant_matmul.wgsl");
+const MATMUL_COOP: &str = include_str!("../wgsl/quant_matmul_coop.wgsl");
 
 /// A packed `[rows, K]` matrix: u32 words `[rows, K * bits / 32]`, scales and biases
 /// `[rows, K / group_size]`.
@@ -88,7 +90,8 @@ impl Packed<'_> {
 
 /// `x [..., K] @ dequant(w)[N, K]^T -> [..., N]`: the gemv kernel for at most
 /// [`GEMV_MAX_ROWS`] rows of x (or the integer-dot gemv's rows, where x is a fused
-/// `round_int8`), the tiled kernel otherwise.
+/// `round_int8`); otherwise the cooperative-matrix kernel for f16 x where the device has them,
+/// the tiled kernel elsewhere.
 pub fn quant_matmul(
     target: &Target,
     x: &Value,
@@ -105,6 +108,8 @@ pub fn quant_matmul(
         .is_some_and(|block| int8_gemv(target, rows, n, k, weights.bits, weights.group_size, block));
     if rows <= GEMV_MAX_ROWS || int8 {
         gemv(target, rows, k, x, GemvWeights::Packed(weights), out)
+    } else if let Some(tile) = CoopTile::for_target(target).filter(|_| x.dtype == DType::F16) {
+        cooperative(target, tile, rows, n, k, x, weights, out)
     } else {
         tiled(target, rows, n, k, x, weights, out)
     }
@@ -180,10 +185,163 @@ fn tiled(
     weights.bind(&mut w, target, "quant_matmul")?;
     let yb = w.write(out.dtype, out.storage);
     w.store_fn("store_y", &yb);
+    // Weights take x's dtype (Op::QuantMatMul): the products of f16 x are of two f16 values.
+    let weight = if x.dtype == DType::F16 { "round_f16(v)" } else { "v" };
+    w.function(&format!("fn weight(v: f32) -> f32 {{ return {weight}; }}"));
     w.workgroup_bytes(tile.workgroup_bytes());
     w.include(PRELUDE);
     w.include(IDS);
     w.include(MATMUL);
+    Ok(Launch { kernel: w.finish(), workgroups: grid.workgroups })
+}
+
+/// Tile of the cooperative-matrix kernel: `sgm x sgn` subgroups of `sg` lanes, each owning
+/// `fm x fn_` accumulators of 16 x 16, stepping K by `bk`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CoopTile {
+    /// Lanes per subgroup (the device's one subgroup size).
+    pub sg: u32,
+    /// Subgroups along M.
+    pub sgm: u32,
+    /// Subgroups along N.
+    pub sgn: u32,
+    /// Accumulators per subgroup along M.
+    pub fm: u32,
+    /// Accumulators per subgroup along N.
+    pub fn_: u32,
+    /// Depth of one K step: a multiple of the 16-deep product and of whole words of codes.
+    pub bk: u32,
+}
+
+impl CoopTile {
+    fn bm(&self) -> u32 {
+        self.sgm * self.fm * 16
+    }
+
+    fn bn(&self) -> u32 {
+        self.sgn * self.fn_ * 16
+    }
+
+    fn threads(&self) -> u32 {
+        self.sgm * self.sgn * self.sg
+    }
+
+    /// The x and W tiles in f16 (rows padded by 8) and one f32 fragment per subgroup.
+    fn workgroup_bytes(&self) -> u32 {
+        2 * (self.bm() + self.bn()) * (self.bk + 8) + 4 * 256 * self.sgm * self.sgn
+    }
+
+    /// The tile for this target: the first of 64 x 256, 64 x 128 and 64 x 64 (2 x 8, 2 x 4 or
+    /// 2 x 2 subgroups of 2 x 2 accumulators, K steps of 32) the limits allow, or the one
+    /// `TESSERA_COOP_TILE=sgm,sgn,fm,fn,bk` names (for tuning); `None` without cooperative
+    /// matrices or one fixed subgroup size.
+    pub fn for_target(target: &Target) -> Option<CoopTile> {
+        let p = &target.profile;
+        let sg = p.subgroup_min_size;
+        if !(p.cooperative_matrix && target.subgroups && sg >= 16 && sg == p.subgroup_max_size) {
+            return None;
+        }
+        let tile = |[sgm, sgn, fm, fn_, bk]: [u32; 5]| CoopTile { sg, sgm, sgn, fm, fn_, bk };
+        let chosen = std::env::var("TESSERA_COOP_TILE").ok().and_then(|v| {
+            let d: Vec<u32> = v.split(',').filter_map(|d| d.trim().parse().ok()).collect();
+            let d = <[u32; 5]>::try_from(d).ok()?;
+            (d[..4].iter().all(|&x| (1..=8).contains(&x)) && [16, 32, 64, 128].contains(&d[4])).then_some(d)
+        });
+        let candidates = match chosen {
+            Some(d) => vec![tile(d)],
+            None => vec![tile([2, 8, 2, 2, 32]), tile([2, 4, 2, 2, 32]), tile([2, 2, 2, 2, 32])],
+        };
+        let l = &p.limits;
+        let threads_cap = l.max_compute_invocations_per_workgroup.min(l.max_compute_workgroup_size_x);
+        candidates.into_iter().find(|t| {
+            t.threads() <= threads_cap && t.workgroup_bytes() <= l.max_compute_workgroup_storage_size
+        })
+    }
+
+    /// The WGSL lines that declare, multiply into and store the accumulators.
+    fn accumulator_lines(&self) -> [String; 3] {
+        let (mut decl, mut products, mut stores) = (String::new(), String::new(), String::new());
+        let pairs = (0..self.fm).flat_map(|i| (0..self.fn_).map(move |j| (i, j)));
+        for (i, j) in pairs.clone() {
+            decl += &format!("    var acc_{i}_{j} = coop_mat16x16<f32, C>();\n");
+            stores += &format!(
+                "    store_frag(acc_{i}_{j}, ids, in_range, row0 + sr + {}u, col0 + sc + {}u);\n",
+                16 * i,
+                16 * j
+            );
+        }
+        for i in 0..self.fm {
+            products += &format!("            let a{i} = x_frag(sr + {}u, kk);\n", 16 * i);
+        }
+        for j in 0..self.fn_ {
+            products += &format!("            let b{j} = w_frag(sc + {}u, kk);\n", 16 * j);
+        }
+        for (i, j) in pairs {
+            products += &format!("            acc_{i}_{j} = coopMultiplyAdd(a{i}, b{j}, acc_{i}_{j});\n");
+        }
+        [decl, products, stores]
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn cooperative(
+    target: &Target,
+    tile: CoopTile,
+    m: usize,
+    n: usize,
+    k: usize,
+    x: &Value,
+    weights: &Packed,
+    out: &Value,
+) -> Result<Launch, CompileError> {
+    let name = format!(
+        "quant_matmul_coop_q{}g{}_{}_{}x{}",
+        weights.bits,
+        weights.group_size,
+        x.dtype.name(),
+        tile.bm(),
+        tile.bn()
+    );
+    let tiles_n = n.div_ceil(tile.bn() as usize);
+    let tiles = (m.div_ceil(tile.bm() as usize) * tiles_n) as u64;
+    let grid = Grid::linear(tiles, &target.profile.limits)?;
+    let mut w = KernelWriter::new(name, tile.threads()).fused(target);
+    w.uses_cooperative_matrix();
+    for (c, v) in [("M", m), ("N", n), ("K", k), ("TILES_N", tiles_n)] {
+        w.constant(c, target.check_numel("quant_matmul", v)?);
+    }
+    for (c, v) in [
+        ("BM", tile.bm()),
+        ("BN", tile.bn()),
+        ("BK", tile.bk),
+        ("SG", tile.sg),
+        ("SGN", tile.sgn),
+        ("FM", tile.fm),
+        ("FN", tile.fn_),
+        ("TILES", tiles as u32),
+        ("GRID_X", grid.grid_x),
+    ] {
+        w.constant(c, v);
+    }
+    let xb = w.read(x.dtype, x.storage);
+    w.load_fn("load_x", &xb);
+    weights.bind(&mut w, target, "quant_matmul")?;
+    let yb = w.write(out.dtype, out.storage);
+    w.store_fn("store_y", &yb);
+    if w.has_norm() {
+        return Err(CompileError::Unsupported {
+            op: "quant_matmul".into(),
+            reason: "a fused RMSNorm prologue needs the gemv (the tiled kernels do not scale rows)".into(),
+        });
+    }
+    w.workgroup_bytes(tile.workgroup_bytes());
+    let [decl, products, stores] = tile.accumulator_lines();
+    w.include(PRELUDE);
+    w.include(IDS_SUBGROUP);
+    w.include_template(
+        MATMUL_COOP,
+        &[("$ACCUMULATORS", &decl), ("$PRODUCTS", &products), ("$STORES", &stores)],
+    );
     Ok(Launch { kernel: w.finish(), workgroups: grid.workgroups })
 }
 

@@ -2,7 +2,8 @@
 // W tile dequantized (scale * code + bias) while it is loaded into workgroup memory: each load
 // step unpacks one packed word (PER_WORD codes of one group; BK is a multiple of PER_WORD).
 // Generated above: M, N, K, BM, BN, BK, TM, TN, WG, TILES_M, TILES_N, TILES, GRID_X, BITS,
-// PER_WORD, WORDS, GROUP, ROW_GROUPS, load_x, load_w, load_scale, load_bias, store_y.
+// PER_WORD, WORDS, GROUP, ROW_GROUPS, load_x, load_w, load_scale, load_bias, store_y, weight (a
+// dequantized weight in x's dtype: rounded to f16 with f16 x).
 var<workgroup> a_tile: array<f32, BK * BM>;
 var<workgroup> b_tile: array<f32, BK * BN>;
 
@@ -43,7 +44,7 @@ fn main(ids: Ids) {
                 bias = load_bias(n * ROW_GROUPS + k / GROUP);
             }
             for (var j = 0u; j < PER_WORD; j = j + 1u) {
-                b_tile[(kw + j) * BN + c] = scale * f32(extractBits(word, j * BITS, BITS)) + bias;
+                b_tile[(kw + j) * BN + c] = weight(scale * f32(extractBits(word, j * BITS, BITS)) + bias);
             }
         }
         workgroupBarrier();

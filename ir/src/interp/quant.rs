@@ -29,7 +29,8 @@ pub(super) fn dequant_row(
     row
 }
 
-/// `x [..., K] @ dequant(w)[N, K]^T`, f64 accumulation.
+/// `x [..., K] @ dequant(w)[N, K]^T`, f64 accumulation; with f16 x the dequantized weights are
+/// rounded to f16 as well (an f16 product: both factors f16).
 pub(super) fn quant_matmul(
     bits: u32,
     group: u32,
@@ -40,7 +41,11 @@ pub(super) fn quant_matmul(
 ) -> Vec<f64> {
     let n = w.shape.dims()[0];
     let k = x.shape.dims().last().copied().unwrap_or(0);
-    let rows: Vec<Vec<f64>> = (0..n).map(|r| dequant_row(bits, group, w, scales, biases, r)).collect();
+    let rows: Vec<Vec<f64>> = (0..n)
+        .map(|r| {
+            dequant_row(bits, group, w, scales, biases, r).into_iter().map(|v| x.dtype.round(v)).collect()
+        })
+        .collect();
     let mut out = Vec::with_capacity(x.data.len() / k.max(1) * n);
     for xrow in x.data.chunks(k.max(1)) {
         for wrow in &rows {
