@@ -8,7 +8,7 @@
 use super::weights::{Linear, WeightIndex};
 use crate::config::LlamaConfig;
 use std::collections::HashMap;
-use tessera_compiler::{CompileOptions, DeviceProfile, int8_activation_rows};
+use tessera_compiler::{CompileOptions, DeviceProfile, f16_matmul_rows, int8_activation_rows};
 use tessera_ir::{BinaryOp, DType, Graph, IrError, NodeId, Op, RopeStyle, Shape, SliceRange, UnaryOp, float};
 
 /// Names of the step graph's inputs (all u32).
@@ -67,13 +67,14 @@ pub fn cache_names(i: usize) -> (String, String) {
 /// Builds a step graph. Outputs: `[0]` the greedy next token (u32 `[1]`, argmax on the GPU),
 /// and `[1]` the logits (f32 `[1, vocab]`) when `shape.logits`.
 pub fn build_step(cfg: &LlamaConfig, w: &WeightIndex, shape: StepShape) -> Result<Graph, IrError> {
-    build(cfg, w, shape, false)
+    build(cfg, w, shape, Precision { int8_x: false, f16_rows: None })
 }
 
 /// [`build_step`] for a device: where its quantized gemvs multiply in integers, steps of at
 /// most [`tessera_compiler::int8_activation_rows`] tokens (decode and short prompts) round the x
 /// of each quantized projection to int8 per block of 32, as llama.cpp's Q8_1 activations do;
-/// longer prompts keep f32 x.
+/// longer prompts keep f32 x, or multiply in f16 from [`tessera_compiler::f16_matmul_rows`]
+/// rows (where the device has cooperative matrices).
 pub fn build_step_for(
     cfg: &LlamaConfig,
     w: &WeightIndex,
@@ -81,11 +82,29 @@ pub fn build_step_for(
     profile: &DeviceProfile,
     options: &CompileOptions,
 ) -> Result<Graph, IrError> {
-    build(cfg, w, shape, shape.seq <= int8_activation_rows(profile, options))
+    let precision = Precision {
+        int8_x: shape.seq <= int8_activation_rows(profile, options),
+        f16_rows: f16_matmul_rows(profile, options),
+    };
+    build(cfg, w, shape, precision)
 }
 
-fn build(cfg: &LlamaConfig, w: &WeightIndex, shape: StepShape, int8_x: bool) -> Result<Graph, IrError> {
-    let mut b = Builder { g: Graph::new(), w, params: HashMap::new(), int8_x };
+/// How the quantized projections round their x.
+#[derive(Clone, Copy, Debug)]
+struct Precision {
+    /// To int8 (`Op::RoundInt8`).
+    int8_x: bool,
+    /// To f16, with f16 weights and results, for x of at least this many rows.
+    f16_rows: Option<usize>,
+}
+
+fn build(
+    cfg: &LlamaConfig,
+    w: &WeightIndex,
+    shape: StepShape,
+    precision: Precision,
+) -> Result<Graph, IrError> {
+    let mut b = Builder { g: Graph::new(), w, params: HashMap::new(), precision };
     let s = shape.seq;
     let (hq, hkv, d) = (cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim);
     let tokens = b.g.input(inputs::TOKENS, [s], DType::U32);
@@ -161,8 +180,7 @@ struct Builder<'a> {
     w: &'a WeightIndex,
     /// Params by name: a tied embedding is read by both the lookup and the head.
     params: HashMap<String, NodeId>,
-    /// Quantized projections read x rounded to int8 (`Op::RoundInt8`).
-    int8_x: bool,
+    precision: Precision,
 }
 
 impl Builder<'_> {
@@ -209,11 +227,19 @@ impl Builder<'_> {
             }
             Linear::Quant { k, n, bits, group_size, scales } => {
                 let [w, s, b] = self.quant_params(prefix, k, n, bits, group_size, scales);
-                let x = match self.int8_x && k.is_multiple_of(INT8_BLOCK as usize) {
-                    true => self.op(Op::RoundInt8 { block: INT8_BLOCK }, &[x])?,
-                    false => x,
-                };
-                self.op(Op::QuantMatMul { bits, group_size }, &[x, w, s, b])?
+                let rows = self.g.node(x).shape.numel() / k.max(1);
+                let op = Op::QuantMatMul { bits, group_size };
+                if self.precision.f16_rows.is_some_and(|from| rows >= from) {
+                    let x = self.op(Op::Cast { to: DType::F16 }, &[x])?;
+                    let y = self.op(op, &[x, w, s, b])?;
+                    self.op(Op::Cast { to: DType::F32 }, &[y])?
+                } else {
+                    let x = match self.precision.int8_x && k.is_multiple_of(INT8_BLOCK as usize) {
+                        true => self.op(Op::RoundInt8 { block: INT8_BLOCK }, &[x])?,
+                        false => x,
+                    };
+                    self.op(op, &[x, w, s, b])?
+                }
             }
         };
         match self.w.bias(prefix) {

@@ -269,16 +269,19 @@ impl LlamaModel {
         prefill_bucket(len, self.max_context)
     }
 
-    /// Whether decode steps round the x of quantized projections to int8
-    /// ([`tessera_compiler::int8_activations`]); `None` for an artifact, whose plans were
-    /// compiled with the options of `compile-model`.
-    pub fn int8_activations(&self) -> Option<bool> {
-        match &self.source {
-            StepSource::Jit { options, .. } => {
-                Some(tessera_compiler::int8_activations(self.gpu.profile(), options))
-            }
-            StepSource::Artifact { .. } => None,
-        }
+    /// How a step of `seq` tokens rounds the x of quantized projections: "int8" (decode and
+    /// short prompts where the gemvs multiply in integers), "f16" (prefill on cooperative
+    /// matrices, [`tessera_compiler::f16_matmul_rows`]) or "f32"; `None` for an artifact.
+    pub fn step_x(&self, seq: usize) -> Option<&'static str> {
+        let StepSource::Jit { options, .. } = &self.source else { return None };
+        let profile = self.gpu.profile();
+        Some(if seq <= tessera_compiler::int8_activation_rows(profile, options) {
+            "int8"
+        } else if tessera_compiler::f16_matmul_rows(profile, options).is_some_and(|from| seq >= from) {
+            "f16"
+        } else {
+            "f32"
+        })
     }
 
     /// The artifact tier the step plans come from (`None`: compiled on first use).

@@ -313,7 +313,7 @@ fn model_bench(
             model.prefill(&ids, false)?;
             Ok(start.elapsed())
         })?;
-        prefill.push(json!({ "tokens": len, "tok_s": len as f64 / t.as_secs_f64() }));
+        prefill.push(json!({ "tokens": len, "tok_s": len as f64 / t.as_secs_f64(), "x": model.step_x(len) }));
     }
     // Greedy decode as `generate` runs it: steps chained on the GPU, tokens read one step behind.
     // A few untimed steps first, so clocks and caches are warm for the timed ones.
@@ -328,7 +328,7 @@ fn model_bench(
         "name": model.name,
         "prefill": prefill,
         "decode_tok_s": decode,
-        "decode_x": model.int8_activations().map(|int8| if int8 { "int8" } else { "f32" }),
+        "decode_x": model.step_x(1),
         "dispatches_per_token": dispatches,
         "encode_us_per_token": encode_us,
         "encode_us_per_dispatch": encode_us / dispatches.max(1) as f64,
@@ -372,8 +372,9 @@ fn print_human(v: &Value) {
     let m = &v["model"];
     if !m.is_null() {
         for p in m["prefill"].as_array().into_iter().flatten() {
+            let x = p["x"].as_str().map(|x| format!(" ({x} x)")).unwrap_or_default();
             println!(
-                "{}: prefill {} tokens: {:.1} tok/s",
+                "{}: prefill {} tokens: {:.1} tok/s{x}",
                 m["name"],
                 p["tokens"],
                 p["tok_s"].as_f64().unwrap_or(0.0)
