@@ -29,6 +29,10 @@ pub struct Args {
     /// Square f32 GEMM sizes to time.
     #[arg(long, value_delimiter = ',', default_value = "1024")]
     gemm: Vec<usize>,
+    /// Rows of x of the timed prefill-shaped quantized GEMMs (`[M, 4096] x [4096, 4096]^T`, q4
+    /// group 32): f16 x on cooperative matrices where the device has them, f32 x elsewhere.
+    #[arg(long, value_delimiter = ',', default_value = "512")]
+    qgemm: Vec<usize>,
     /// Skip the kernel benchmarks.
     #[arg(long)]
     no_kernels: bool,
@@ -60,6 +64,9 @@ pub fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         out["device_copy_gb_s"] = json!(buffer_copy);
         out["gemm"] =
             Value::Array(args.gemm.iter().map(|&n| gemm(&gpu, n, args.reps)).collect::<Result<_, _>>()?);
+        out["quant_gemm_q4"] = Value::Array(
+            args.qgemm.iter().map(|&m| quant_gemm(&gpu, m, args.reps)).collect::<Result<_, _>>()?,
+        );
         let shapes = [(576, 1536), (2048, 8192), (4096, 14336)];
         let kinds = [
             ("quant_gemv_q4", GemvKind::Q4),
@@ -161,6 +168,47 @@ fn gemm(gpu: &Gpu, n: usize, reps: usize) -> Result<Value, Box<dyn std::error::E
     let t = time_runs(&mut exe, reps)?;
     let gflops = 2.0 * (n as f64).powi(3) / t.as_secs_f64() / 1e9;
     Ok(json!({ "n": n, "dtype": "f32", "ms": t.as_secs_f64() * 1e3, "gflop_s": gflops }))
+}
+
+/// The K and N of the timed quantized GEMM: an 8B attention projection.
+const QGEMM_K: usize = 4096;
+const QGEMM_N: usize = 4096;
+
+/// Times `[m, 4096] x dequant(q4)[4096, 4096]^T` as a model's prefill runs it: x cast to f16 and
+/// the result back where the compiler would give the projection f16 x (cooperative matrices).
+fn quant_gemm(gpu: &Gpu, m: usize, reps: usize) -> Result<Value, Box<dyn std::error::Error>> {
+    let (k, n) = (QGEMM_K, QGEMM_N);
+    let options = CompileOptions::default();
+    let f16 = compiler::f16_matmul_rows(gpu.profile(), &options).is_some_and(|from| m >= from);
+    let mut g = Graph::new();
+    let x = g.input("x", [m, k], DType::F32);
+    let w = g.param("w", [n, k / 8], DType::U32);
+    let s = g.param("s", [n, k / 32], DType::F16);
+    let b = g.param("b", [n, k / 32], DType::F16);
+    let x = if f16 { g.add(Op::Cast { to: DType::F16 }, &[x])? } else { x };
+    let y = g.add(Op::QuantMatMul { bits: 4, group_size: 32 }, &[x, w, s, b])?;
+    let y = if f16 { g.add(Op::Cast { to: DType::F32 }, &[y])? } else { y };
+    g.add_output(y)?;
+    let plan = compiler::compile(&g, gpu.profile(), &options)?;
+    let kernel = plan.kernels.iter().find(|k| k.name.starts_with("quant")).map(|k| k.name.clone());
+    let mut exe = gpu.load(&plan)?;
+    let half = stored_size(gpu, DType::F16);
+    // Codes 0x5a with scales of 1/64 (f16 0x2400) and zero biases: finite, timing only.
+    let scale: Vec<u8> = match half {
+        2 => (0..n * k / 32).flat_map(|_| 0x2400u16.to_le_bytes()).collect(),
+        _ => (0..n * k / 32).flat_map(|_| (1.0f32 / 64.0).to_le_bytes()).collect(),
+    };
+    exe.write_param("w", &vec![0x5a; n * k / 2])?;
+    exe.write_param("s", &scale)?;
+    exe.write_param("b", &vec![0; n * k / 32 * half])?;
+    let x: Vec<u8> = (0..m * k).flat_map(|i| ((i % 7) as f32 * 0.1).to_le_bytes()).collect();
+    exe.write_input("x", &x)?;
+    let t = time_runs(&mut exe, reps)?;
+    let gflops = 2.0 * (m * k * n) as f64 / t.as_secs_f64() / 1e9;
+    Ok(json!({
+        "m": m, "k": k, "n": n, "x": if f16 { "f16" } else { "f32" }, "kernel": kernel,
+        "ms": t.as_secs_f64() * 1e3, "gflop_s": gflops,
+    }))
 }
 
 /// Weights of a timed batch-1 GEMV `[1, k] x [n, k]^T`, stored as models load them.
@@ -352,6 +400,18 @@ fn print_human(v: &Value) {
         println!(
             "gemm f32 {}^3: {:.2} ms, {:.1} GFLOP/s",
             g["n"],
+            g["ms"].as_f64().unwrap_or(0.0),
+            g["gflop_s"].as_f64().unwrap_or(0.0)
+        );
+    }
+    for g in v["quant_gemm_q4"].as_array().into_iter().flatten() {
+        println!(
+            "quant gemm q4 {}x{}x{} ({} x, {}): {:.2} ms, {:.1} GFLOP/s",
+            g["m"],
+            g["k"],
+            g["n"],
+            g["x"].as_str().unwrap_or("?"),
+            g["kernel"].as_str().unwrap_or("?"),
             g["ms"].as_f64().unwrap_or(0.0),
             g["gflop_s"].as_f64().unwrap_or(0.0)
         );
