@@ -57,8 +57,8 @@ fn smollm2_decode_dispatches_and_optimize_time() {
     let bytes = |p: &tessera_compiler::Plan| p.report.iter().map(|r| r.bytes).sum::<u64>();
     eprintln!("bytes bound per token: {} -> {}", bytes(&before), bytes(&after));
     assert!(before.dispatches.len() > 20 * layers, "the unfused decode graph: {}", before.dispatches.len());
-    // 7 per layer (qkv with RMSNorm, k rope + cache write, v cache write, attention, o + residual,
-    // gate_up with RMSNorm, down with SwiGLU + residual) and 8 outside the layers.
-    assert!(after.dispatches.len() <= 7 * layers + 6, "{} dispatches", after.dispatches.len());
+    // 6 per layer (qkv with RMSNorm, also writing v into its cache; k rope + cache write;
+    // attention; o + residual; gate_up with RMSNorm; down with SwiGLU + residual) and 6 outside.
+    assert!(after.dispatches.len() <= 6 * layers + 6, "{} dispatches", after.dispatches.len());
     assert!(optimize_ms < 2000.0, "optimize took {optimize_ms:.0} ms");
 }

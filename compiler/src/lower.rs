@@ -98,6 +98,11 @@ pub fn lower(
             }
             fusion.prologues.push(prologue);
         }
+        let tee = schedule.tee[id.index()].filter(|_| host == id);
+        if let Some(w) = tee {
+            fusion.tee = Some(scatter_of(graph, &value, w, id));
+            ops.push("write_slice".into());
+        }
         if host != id && matches!(node.op, Op::WriteSlice { .. }) {
             fusion.scatter = Some(scatter_of(graph, &value, id, host));
             ops.push("write_slice".into());
@@ -108,6 +113,7 @@ pub fn lower(
         }
         let fused = fusion.epilogue.is_some()
             || fusion.scatter.is_some()
+            || fusion.tee.is_some()
             || fusion.prologues.iter().any(Option::is_some);
         let host_target = Target { fusion: fused.then(|| Arc::new(fusion.clone())), ..target.clone() };
         let operands: Vec<Value> = host_node.inputs.iter().map(|&i| value(i)).collect();
@@ -115,6 +121,9 @@ pub fn lower(
         let mut nodes = group_nodes(graph, schedule, host, None);
         if host != id {
             nodes.extend(group_nodes(graph, schedule, id, Some(host)));
+        }
+        if let Some(w) = tee {
+            nodes.extend(group_nodes(graph, schedule, w, Some(host)));
         }
         for (launch_used, launch) in launches(&host_target, host_node, &operands, &host_out, in_place)? {
             let mut bound: Vec<BufferId> = Vec::new();
@@ -134,6 +143,10 @@ pub fn lower(
                 for l in schedule.epilogue_leaves(graph, id, host) {
                     bound.push(buffer(l)?);
                 }
+            }
+            if let Some(w) = tee {
+                bound.push(buffer(w)?);
+                bound.push(buffer(graph.node(w).inputs[2])?);
             }
             emit(&mut plan, launch, bound, ops.clone(), &nodes);
         }

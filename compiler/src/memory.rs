@@ -80,7 +80,7 @@ pub fn plan(
     let (live, in_place) = liveness(graph);
     let is_leaf_or_alias =
         |op: &Op| matches!(op, Op::Input { .. } | Op::Param { .. } | Op::State { .. } | Op::Reshape { .. });
-    let fused_away = |i: usize| schedule.inlined[i] || schedule.absorbed[i];
+    let fused_away = |i: usize| schedule.inlined[i] || schedule.absorbed[i] || schedule.teed[i];
     // Splitting tensors larger than one binding comes later; until then it is an error. Values
     // computed inline (an f16 weight widened as a matmul loads it) never get a buffer.
     for (i, node) in nodes.iter().enumerate() {

@@ -6,7 +6,7 @@ use crate::common::Domain;
 use rand::Rng;
 use rand::rngs::StdRng;
 use tessera::layers::ir::interp::Tensor;
-use tessera::layers::ir::{BinaryOp, DType, NodeId, Op, ReduceKind, Shape, UnaryOp, float};
+use tessera::layers::ir::{BinaryOp, DType, NodeId, Op, ReduceKind, Shape, SliceRange, UnaryOp, float};
 
 pub(crate) fn iota_cases(rng: &mut StdRng) -> Vec<Case> {
     let mut cases = Vec::new();
@@ -129,6 +129,39 @@ pub(crate) fn state_cases(rng: &mut StdRng) -> Vec<Case> {
                 50,
             ));
         }
+    }
+    // A merged projection whose second half is a cache write (the v of a qkv gemv): the matmul
+    // stores those elements into the cache too (a tee) while its first half stays an output.
+    // 1 and 3 rows of x run gemvs, 12 the tiled kernel; at 14 the last row falls off the cache.
+    for (s, pos) in [(1, 0), (3, 5), (3, 14), (12, 2)] {
+        let (k, h, d, rows) = (64, 2, 8, 16);
+        let c = h * d;
+        let mut b = Builder::new(rng);
+        let x = b.input(&[s, k], DType::F32, Domain::Any);
+        let [w, scales, biases] = b.packed(2 * c, k, 4, 32, DType::F16);
+        let y = b.op(Op::QuantMatMul { bits: 4, group_size: 32 }, &[x, w, scales, biases]);
+        let half = |start| Op::Slice {
+            ranges: vec![SliceRange::full(s), SliceRange { start, stop: start + c, step: 1 }],
+        };
+        let first = b.op(half(0), &[y]);
+        let v = b.op(half(c), &[y]);
+        let v = b.op(Op::Reshape { shape: Shape::from([s, h, d]) }, &[v]);
+        let v = b.op(Op::Permute { perm: vec![1, 0, 2] }, &[v]);
+        let v = b.op(Op::Reshape { shape: Shape::from([1, h, s, d]) }, &[v]);
+        let at = b.data(&[1], DType::U32, vec![pos as f64]);
+        let cache = b.op(state("v", &[1, h, rows, d], DType::F32), &[]);
+        let written = b.op(Op::WriteSlice { axis: 2 }, &[cache, v, at]);
+        let two = b.op(
+            Op::Constant { value: float(2.0).expect("not NaN"), shape: Shape::scalar(), dtype: DType::F32 },
+            &[],
+        );
+        let out = b.op(Op::Binary(BinaryOp::Mul), &[written, two]);
+        // The cache (compared) first; the other half an output too, so the matmul keeps its buffer.
+        b.graph.add_output(out).expect("output");
+        b.graph.add_output(first).expect("output");
+        let name = format!("state tee: quant_matmul [{s},{k}] half written at {pos} of {rows}");
+        let op = Op::QuantMatMul { bits: 4, group_size: 32 };
+        cases.push(Case { name, graph: b.graph, bindings: b.bindings, op, reduce_len: k });
     }
     // A KV cache: new keys and values written at `pos`, attention over the updated caches.
     for dtype in [DType::F32, DType::F16] {

@@ -171,6 +171,19 @@ impl KernelWriter {
             self.function(&scatter.store_fn("vstore", &offset, &out));
             return Binding { name: "vstore".into(), storage, dtype, call: true };
         }
+        let tee = self.fusion.as_ref().and_then(|f| f.tee.clone());
+        if let Some(tee) = tee {
+            let out = self.bind("out".into(), dtype, storage, Access::ReadWrite);
+            let state = self.bind("state".into(), tee.out.dtype, tee.out.storage, Access::ReadWrite);
+            let offset = self.read_buffer(DType::U32, Storage::U32);
+            self.function(&tee.store_fn("tee_store", &offset, &state));
+            let scalar = Scalar::of(dtype).wgsl();
+            self.function(&format!(
+                "fn vstore(i: u32, v: {scalar}) {{ {} tee_store(i, v); }}",
+                out.store("i", "v")
+            ));
+            return Binding { name: "vstore".into(), storage, dtype, call: true };
+        }
         let epilogue = self.fusion.as_ref().and_then(|f| f.epilogue.clone());
         if let Some(inline) = epilogue {
             let v = inline.value().clone();

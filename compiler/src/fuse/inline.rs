@@ -323,8 +323,9 @@ impl Emitter<'_> {
 }
 
 /// A cache write fused as a producer's epilogue: element `i` of the producer goes through
-/// reshapes/permutes to an element of `write_slice`'s source, which is stored into the state at
-/// row `offset[0] + a` along `axis` (rows past the end dropped).
+/// reshapes/permutes (and, for a tee, slices: elements outside them are not written) to an
+/// element of `write_slice`'s source, which is stored into the state at row `offset[0] + a`
+/// along `axis` (rows past the end dropped).
 #[derive(Clone, Debug)]
 pub struct Scatter {
     /// Shape of the producer's result.
@@ -344,9 +345,19 @@ impl Scatter {
     pub fn store_fn(&self, name: &str, offset: &Binding, out: &Binding) -> String {
         let (mut cur, mut lines) = coords("i", &self.producer, "p");
         let mut shape = self.producer.clone();
+        let mut taken = Vec::new();
         for (k, (op, to)) in self.views.iter().enumerate() {
             match op {
                 Op::Permute { perm } => cur = perm.iter().map(|&p| cur[p].clone()).collect(),
+                Op::Slice { ranges } => {
+                    for (c, r) in cur.iter_mut().zip(ranges) {
+                        let (start, stop, step) = (r.start, r.stop, r.step.max(1));
+                        taken.push(format!(
+                            "{c} >= {start}u && {c} < {stop}u && ({c} - {start}u) % {step}u == 0u"
+                        ));
+                        *c = format!("(({c} - {start}u) / {step}u)");
+                    }
+                }
                 _ => {
                     let f = format!("f{k}");
                     lines.push(format!("let {f} = {};", flat(&cur, &shape)));
@@ -367,6 +378,9 @@ impl Scatter {
             let _ = writeln!(text, "    {l}");
         }
         let at = format!("({outer} * {rows}u + start + {}) * {}u + {r}", cur[a], inner.max(1));
+        if !taken.is_empty() {
+            let _ = writeln!(text, "    if (!({})) {{ return; }}", taken.join(" && "));
+        }
         let _ = writeln!(text, "    let start = {};", offset.load_raw("0"));
         let _ = writeln!(text, "    if (start < {rows}u && {} < {rows}u - start) {{", cur[a]);
         let _ = writeln!(text, "        {}", out.store(&at, "v"));
@@ -385,4 +399,7 @@ pub struct KernelFusion {
     pub epilogue: Option<Inline>,
     /// The kernel's result written into a state instead (a fused in-place `write_slice`).
     pub scatter: Option<Scatter>,
+    /// Elements of the kernel's result also written into a state (a slice of it, `Scatter`
+    /// views with a `Slice`), besides the kernel's own store.
+    pub tee: Option<Scatter>,
 }

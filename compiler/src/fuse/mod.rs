@@ -42,12 +42,23 @@ pub struct Schedule {
     pub epilogue: Vec<Option<NodeId>>,
     /// `absorbed[p]`: `p`'s kernel runs as some node's epilogue host.
     pub absorbed: Vec<bool>,
+    /// `tee[p] = Some(w)`: the kernel of `p` also stores the cache write `w` (a slice of its
+    /// result, which keeps its buffer for its other readers).
+    pub tee: Vec<Option<NodeId>>,
+    /// `teed[w]`: the cache write `w` is done by its source's kernel (no dispatch of its own).
+    pub teed: Vec<bool>,
 }
 
 impl Schedule {
     /// No fusion: every value materialized, every op its own kernel.
     pub fn unfused(n: usize) -> Schedule {
-        Schedule { inlined: vec![false; n], epilogue: vec![None; n], absorbed: vec![false; n] }
+        Schedule {
+            inlined: vec![false; n],
+            epilogue: vec![None; n],
+            absorbed: vec![false; n],
+            tee: vec![None; n],
+            teed: vec![false; n],
+        }
     }
 
     /// Materialized values the kernel of `id` binds when reading operand `slot`: the operand,
@@ -96,6 +107,9 @@ impl Schedule {
                 }
             }
         }
+        if let Some(w) = self.tee[id.index()] {
+            reads.push(graph.node(w).inputs[2]);
+        }
         if let Some(host) = self.epilogue[id.index()] {
             reads.retain(|&l| l != host);
             for slot in 0..graph.node(host).inputs.len() {
@@ -130,7 +144,8 @@ impl Schedule {
         if self.fused_elementwise(graph, id) {
             return self.kernel_reads(graph, id).len() + 1;
         }
-        self.host_bindings(graph, id) + 1
+        // A tee binds the state it writes and the write's offset.
+        self.host_bindings(graph, id) + 1 + 2 * usize::from(self.tee[id.index()].is_some())
     }
 }
 
@@ -423,6 +438,34 @@ pub fn schedule(graph: &Graph, target: &Target, live: &[bool], in_place: &[bool]
         if ok {
             s.epilogue[w] = Some(v);
             s.absorbed[v.index()] = true;
+        }
+    }
+    // Cache writes of a slice of a matmul's result that has other readers (the v part of a
+    // merged qkv projection): the matmul stores those elements into the cache as well, a tee.
+    // Moving the write to the matmul is safe: a state's only reader is its one write_slice.
+    for w in 0..n {
+        if !live[w] || !in_place[w] || s.epilogue[w].is_some() || is_output[w] {
+            continue;
+        }
+        let node = &nodes[w];
+        let mut v = node.inputs[1];
+        while s.inlined[v.index()]
+            && matches!(nodes[v.index()].op, Op::Reshape { .. } | Op::Permute { .. } | Op::Slice { .. })
+        {
+            v = nodes[v.index()].inputs[0];
+        }
+        let p = &nodes[v.index()];
+        let ok = !s.inlined[v.index()]
+            && matches!(p.op, Op::QuantMatMul { .. } | Op::MatMul)
+            && !s.absorbed[v.index()]
+            && s.tee[v.index()].is_none()
+            && p.dtype == DType::F32
+            && node.dtype == DType::F32
+            && !s.inlined[node.inputs[2].index()]
+            && kernel_is_legal(profile, s.bindings(graph, v) + 2, 0);
+        if ok {
+            s.tee[v.index()] = Some(NodeId(w as u32));
+            s.teed[w] = true;
         }
     }
     s
