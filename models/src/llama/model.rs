@@ -192,6 +192,14 @@ impl LlamaModel {
         tier: String,
         plans: HashMap<StepShape, Plan>,
     ) -> LlamaModel {
+        // The precision switches act when plans are compiled: compile-model fixed this one's.
+        for var in ["TESSERA_INT8_ACTIVATIONS", "TESSERA_F16_PREFILL"] {
+            if std::env::var_os(var).is_some() {
+                tracing::warn!(
+                    "{file}: {var} does not change an artifact's plans (set it for compile-model)"
+                );
+            }
+        }
         let source = StepSource::Artifact { file, tier, plans };
         LlamaModel::with_source(parts, gpu, shared, max_context, source)
     }
