@@ -42,6 +42,10 @@ pub struct Args {
     /// Prompt lengths to time prefill at.
     #[arg(long, value_delimiter = ',', default_value = "128")]
     prefill: Vec<usize>,
+    /// Milliseconds of GPU work run before anything is timed, so clocks have ramped up (on the
+    /// H200 the first prefills of a fresh process measured up to 2x slow without it).
+    #[arg(long, default_value_t = 1500)]
+    warmup_ms: u64,
     /// Timed repetitions per kernel.
     #[arg(long, default_value_t = 5)]
     reps: usize,
@@ -54,6 +58,7 @@ pub fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let gpu = Arc::new(Gpu::from_env()?);
     let report = gpu.report();
     let mut out = json!({ "adapter": report.name, "backend": report.backend });
+    warm_up(&gpu, Duration::from_millis(args.warmup_ms))?;
     if !args.no_kernels {
         // The reference is the fastest of the elementwise kernel, the copy command and a vec4 copy.
         let shader_copy = copy_bandwidth(&gpu, args.reps)?;
@@ -138,6 +143,23 @@ fn time_runs(exe: &mut Executable, reps: usize) -> Result<Duration, Box<dyn std:
 fn load(gpu: &Gpu, g: &Graph) -> Result<Executable, Box<dyn std::error::Error>> {
     let plan = compiler::compile(g, gpu.profile(), &CompileOptions::default())?;
     Ok(gpu.load(&plan)?)
+}
+
+/// Runs a 64 MiB elementwise kernel back to back for `length` of wall time.
+fn warm_up(gpu: &Gpu, length: Duration) -> Result<(), Box<dyn std::error::Error>> {
+    if length.is_zero() {
+        return Ok(());
+    }
+    let mut g = Graph::new();
+    let x = g.input("x", [16 << 20], DType::F32);
+    let y = g.add(Op::Unary(tessera::layers::ir::UnaryOp::Neg), &[x])?;
+    g.add_output(y)?;
+    let mut exe = load(gpu, &g)?;
+    let start = Instant::now();
+    while start.elapsed() < length {
+        exe.run_without_readback()?;
+    }
+    Ok(())
 }
 
 /// Bytes of the buffer-to-buffer copy that measures the device's copy bandwidth.
