@@ -1,6 +1,7 @@
 //! Affine-quantized weights (the MLX layout: u32 words of `32 / bits` codes, low bits first,
 //! weight = scale * code + bias per group along a row): a gemv for few rows of x (decode), a
-//! tiled matmul that dequantizes the weight tile while loading it (prefill), and row gathers.
+//! tiled matmul that dequantizes the weight tile while loading it (prefill), the same on
+//! cooperative matrices for f16 x where the device has them, and row gathers.
 
 use super::gemv::{GEMV_MAX_ROWS, GemvWeights, fused_int8_block, gemv, int8_gemv};
 use super::grid::Grid;

@@ -9,7 +9,10 @@
 //! - a `round_int8` read only by quantized gemvs that round x themselves (the integer-dot
 //!   kernel) becomes their prologue's root, with the chain below it;
 //! - an elementwise consumer of a matmul/reduction/norm/attention/rope/gather output, of the same
-//!   shape and its only user, becomes that kernel's `store_y` epilogue (residual add, SwiGLU).
+//!   shape and its only user, becomes that kernel's `store_y` epilogue (residual add, SwiGLU);
+//! - a KV-cache `write_slice` of a matmul's result (through views) is stored by the matmul: in
+//!   place of its result when it is the only reader, besides it (a tee) when the result is a
+//!   merged projection sliced for other readers too.
 //!
 //! Every kernel stays within the profile's storage-buffer limit: an over-wide group is split
 //! by materializing its widest inlined value until it fits.
