@@ -417,56 +417,44 @@ pub fn schedule(graph: &Graph, target: &Target, live: &[bool], in_place: &[bool]
             }
         }
     }
-    // Cache writes: a state's write_slice whose source is a matmul's result seen through
-    // reshapes/permutes becomes that matmul's epilogue (it stores straight into the cache).
+    // Cache writes: a state's write_slice whose source is a matmul's result seen through views
+    // is stored by that matmul. Through reshapes/permutes from its only reader: in place of its
+    // result (an epilogue). Otherwise, as a slice of a merged projection with other readers:
+    // besides its result (a tee). Moving the write to the matmul is safe: a state's only reader
+    // is its one write_slice.
     for w in 0..n {
         if !live[w] || !in_place[w] {
             continue;
         }
         let node = &nodes[w];
-        let mut v = node.inputs[1];
-        while s.inlined[v.index()] && matches!(nodes[v.index()].op, Op::Reshape { .. } | Op::Permute { .. }) {
-            v = nodes[v.index()].inputs[0];
-        }
-        let p = &nodes[v.index()];
-        let ok = !s.inlined[v.index()]
-            && matches!(p.op, Op::QuantMatMul { .. } | Op::MatMul)
-            && users[v.index()].len() == 1
-            && !is_output[v.index()]
-            && !s.absorbed[v.index()]
-            && p.dtype == DType::F32
-            && node.dtype == DType::F32
-            && !s.inlined[node.inputs[2].index()]
-            && kernel_is_legal(profile, s.host_bindings(graph, v) + 2, 0);
-        if ok {
-            s.epilogue[w] = Some(v);
-            s.absorbed[v.index()] = true;
-        }
-    }
-    // Cache writes of a slice of a matmul's result that has other readers (the v part of a
-    // merged qkv projection): the matmul stores those elements into the cache as well, a tee.
-    // Moving the write to the matmul is safe: a state's only reader is its one write_slice.
-    for w in 0..n {
-        if !live[w] || !in_place[w] || s.epilogue[w].is_some() || is_output[w] {
-            continue;
-        }
-        let node = &nodes[w];
-        let mut v = node.inputs[1];
+        let (mut v, mut sliced) = (node.inputs[1], false);
         while s.inlined[v.index()]
             && matches!(nodes[v.index()].op, Op::Reshape { .. } | Op::Permute { .. } | Op::Slice { .. })
         {
+            sliced |= matches!(nodes[v.index()].op, Op::Slice { .. });
             v = nodes[v.index()].inputs[0];
         }
         let p = &nodes[v.index()];
-        let ok = !s.inlined[v.index()]
+        let host = !s.inlined[v.index()]
             && matches!(p.op, Op::QuantMatMul { .. } | Op::MatMul)
             && !s.absorbed[v.index()]
-            && s.tee[v.index()].is_none()
             && p.dtype == DType::F32
             && node.dtype == DType::F32
-            && !s.inlined[node.inputs[2].index()]
-            && kernel_is_legal(profile, s.bindings(graph, v) + 2, 0);
-        if ok {
+            && !s.inlined[node.inputs[2].index()];
+        if !host {
+            continue;
+        }
+        if !sliced
+            && users[v.index()].len() == 1
+            && !is_output[v.index()]
+            && kernel_is_legal(profile, s.host_bindings(graph, v) + 2, 0)
+        {
+            s.epilogue[w] = Some(v);
+            s.absorbed[v.index()] = true;
+        } else if !is_output[w]
+            && s.tee[v.index()].is_none()
+            && kernel_is_legal(profile, s.bindings(graph, v) + 2, 0)
+        {
             s.tee[v.index()] = Some(NodeId(w as u32));
             s.teed[w] = true;
         }
