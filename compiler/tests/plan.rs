@@ -285,3 +285,27 @@ fn cooperative_matrices_take_f16_prefill_where_the_profile_has_them() -> R {
     assert!(plan.kernels.iter().all(|k| !k.uses_cooperative_matrix));
     Ok(())
 }
+
+#[test]
+fn short_cooperative_grids_take_the_narrower_tile() -> R {
+    // The H200's limits: workgroups of 1024 invocations, so the default 64 x 256 tile.
+    let mut coop = cooperative_profile();
+    coop.limits.max_compute_invocations_per_workgroup = 1024;
+    coop.limits.max_compute_workgroup_size_x = 1024;
+    let tile = |m: usize, n: usize| -> Result<String, Box<dyn std::error::Error>> {
+        let mut g = Graph::new();
+        let x = g.input("x", [m, 256], DType::F16);
+        let w = g.param("w", [n, 32], DType::U32);
+        let s = g.param("s", [n, 8], DType::F16);
+        let b = g.param("b", [n, 8], DType::F16);
+        let y = g.add(Op::QuantMatMul { bits: 4, group_size: 32 }, &[x, w, s, b])?;
+        g.set_outputs(vec![y])?;
+        let plan = compile(&g, &coop, &CompileOptions::default())?;
+        let k = plan.kernels.iter().find(|k| k.name.starts_with("quant_matmul")).ok_or("no matmul")?;
+        Ok(k.name.clone())
+    };
+    // 64 x 256 tiles: 2 x 16 = 32 workgroups for [128, 4096], 8 x 16 = 128 for [512, 4096].
+    assert!(tile(128, 4096)?.ends_with("_64x128"), "{}", tile(128, 4096)?);
+    assert!(tile(512, 4096)?.ends_with("_64x256"), "{}", tile(512, 4096)?);
+    Ok(())
+}

@@ -67,8 +67,13 @@ fn stage(lid: u32) {
     for (var e = 0u; e < W_PER; e = e + 1u) {
         let i = lid + e * WG;
         if (i < W_WORDS) {
-            let at = (i / (BK / PER_WORD)) * BKP + (i % (BK / PER_WORD)) * PER_WORD;
-            for (var j = 0u; j < PER_WORD; j = j + 1u) {
+            let r = i / (BK / PER_WORD);
+            let at = r * BKP + (i % (BK / PER_WORD)) * PER_WORD;
+            // Each row starts its codes at a different one, so a subgroup's stores fall in
+            // different banks (all 32 lanes in distinct ones for 4-bit codes).
+            let rot = (2u * r) % PER_WORD;
+            for (var j0 = 0u; j0 < PER_WORD; j0 = j0 + 1u) {
+                let j = (j0 + rot) % PER_WORD;
                 let code = f32(extractBits(w_next[e], j * BITS, BITS));
                 w_tile[at + j] = f16(scale_next[e] * code + bias_next[e]);
             }
