@@ -286,6 +286,34 @@ fn cooperative_matrices_take_f16_prefill_where_the_profile_has_them() -> R {
     Ok(())
 }
 
+/// Attention of `s` query rows of 32 heads over 8 kv heads of 64 dims, a cache of 300 rows.
+fn llama_attention(s: usize) -> Result<Graph, Box<dyn std::error::Error>> {
+    let mut g = Graph::new();
+    let q = g.input("q", [1, 32, s, 64], DType::F32);
+    let k = g.input("k", [1, 8, 300, 64], DType::F32);
+    let v = g.input("v", [1, 8, 300, 64], DType::F32);
+    let len = g.input("len", [1], DType::U32);
+    let scale = tessera_ir::float(0.125).ok_or("NaN")?;
+    let y = g.add(Op::Attention { scale, causal: true }, &[q, k, v, len])?;
+    g.set_outputs(vec![y])?;
+    Ok(g)
+}
+
+#[test]
+fn decode_attention_runs_one_softmax_per_subgroup_where_there_are_subgroups() -> R {
+    let attention = |plan: &Plan| plan.kernels.iter().find(|k| k.name.starts_with("attention")).cloned();
+    let decode = build(&DeviceProfile::full(), &llama_attention(1)?)?;
+    let k = attention(&decode).ok_or("no attention kernel")?;
+    assert!(k.name.ends_with("_split_sg") && k.wgsl.contains("subgroupAdd"), "{}", k.name);
+    // Prompts (128 rows and up) keep the chunked kernel; so does a device without subgroups.
+    let prompt = build(&DeviceProfile::full(), &llama_attention(4)?)?;
+    assert!(!attention(&prompt).ok_or("no attention kernel")?.name.contains("split"));
+    let portable = build(&DeviceProfile::portable(), &llama_attention(1)?)?;
+    let k = attention(&portable).ok_or("no attention kernel")?;
+    assert!(!k.name.contains("split") && !k.uses_subgroups, "{}", k.name);
+    Ok(())
+}
+
 #[test]
 fn short_cooperative_grids_take_the_narrower_tile() -> R {
     // The H200's limits: workgroups of 1024 invocations, so the default 64 x 256 tile.

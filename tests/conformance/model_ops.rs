@@ -189,10 +189,11 @@ pub(crate) type AttentionLayout = (usize, usize, usize, usize, usize, usize, usi
 
 pub(crate) fn attention_cases(rng: &mut StdRng) -> Vec<Case> {
     let mut cases = Vec::new();
-    // Decode-sized rows (< 128) run 256 keys per chunk with groups splitting the value sums;
-    // 128 rows and up run chunks of 64. Also: several 256-key chunks, and Dv wider than a
-    // workgroup.
-    let layouts: [AttentionLayout; 17] = [
+    // Decode-sized rows (< 128) run one online softmax per subgroup with subgroups (else 256
+    // keys per chunk with groups splitting the value sums); 128 rows and up run chunks of 64.
+    // Also: several 256-key chunks, Dv wider than a workgroup, fewer keys than subgroups, and
+    // Llama decode heads (32 over 8, D = 64 and 128, odd cache lengths).
+    let layouts: [AttentionLayout; 20] = [
         (1, 1, 1, 1, 1, 2, 2, false, &[1]),
         (1, 1, 1, 1, 1, 2, 2, true, &[1]),
         (1, 9, 3, 1, 64, 64, 64, true, &[1]),
@@ -210,6 +211,9 @@ pub(crate) fn attention_cases(rng: &mut StdRng) -> Vec<Case> {
         (1, 8, 2, 16, 40, 32, 32, true, &[40]),
         (1, 2, 1, 1, 300, 8, 8, false, &[300]),
         (1, 1, 1, 1, 4, 4, 300, false, &[4]),
+        (1, 32, 8, 1, 300, 64, 64, true, &[257]),
+        (1, 32, 8, 2, 160, 128, 128, true, &[151]),
+        (1, 9, 3, 1, 700, 64, 64, true, &[613]),
     ];
     for dtype in [DType::F32, DType::F16] {
         for (b_, hq, hkv, s, t, d, dv, causal, kv_len) in layouts {

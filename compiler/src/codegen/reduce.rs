@@ -46,7 +46,7 @@ pub fn row_kernel(
 }
 
 /// As [`row_kernel`], with `wg` invocations per workgroup.
-fn row_kernel_sized(
+pub fn row_kernel_sized(
     target: &Target,
     name: String,
     rows: usize,

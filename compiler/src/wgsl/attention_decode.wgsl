@@ -1,0 +1,111 @@
+// Attention for few query rows (decode): one workgroup per query row (b, h, i), each subgroup an
+// online softmax of its own over keys sg, sg + n_sg, ... (no barrier until the end). The lanes
+// split the head dims (d = lane + e * subgroup size), so a key's and a value's row are read whole
+// and coalesced, and a score is one subgroupAdd. Two keys per step keep two rows in flight. At the
+// end the subgroups' (max, sum, value sums) are rescaled to the largest max and added. Keys stop
+// at the row's limit from kv_len at run time, as in attention.wgsl; f32 accumulation.
+// Generated above: ROWS, HQ, HKV, S, T, D, DV, DV_ROW (DV, at least 1), QP, VP (dims per lane at the
+// smallest subgroup size), NSG (subgroups at that size), CAUSAL, SCALE, WG, GRID_X, load_q, load_k,
+// load_v, load_len, store_y.
+var<workgroup> sg_max: array<f32, NSG>;
+var<workgroup> sg_sum: array<f32, NSG>;
+var<workgroup> sg_acc: array<f32, NSG * DV_ROW>;
+
+@compute @workgroup_size(WG)
+fn main(ids: Ids, @builtin(subgroup_size) sgs: u32) {
+    let row = ids.wid.x + ids.wid.y * GRID_X;
+    let valid = row < ROWS;
+    let q_at = min(row, ROWS - 1u);
+    let i = q_at % S;
+    let h = (q_at / S) % HQ;
+    let b = q_at / (S * HQ);
+    let kv_base = (b * HKV + h / (HQ / HKV)) * T;
+    let len = min(load_len(b), T);
+    // Causal: row i is position len - S + i and sees keys up to itself (none when that is < 0).
+    var limit = len;
+    if (CAUSAL == 1u) {
+        limit = select(0u, min(len + i + 1u - S, len), len + i + 1u > S);
+    }
+    if (!valid) {
+        limit = 0u;
+    }
+    let lane = ids.sg_lane;
+    var q: array<f32, QP>;
+    for (var e = 0u; e < QP; e = e + 1u) {
+        let d = lane + e * sgs;
+        if (d < D) {
+            q[e] = load_q(q_at * D + d);
+        }
+    }
+
+    var m = f32_neg_inf();
+    var l = 0.0;
+    var acc: array<f32, VP>;
+    for (var j = ids.sg_id; j < limit; j = j + 2u * ids.n_sg) {
+        // The second key of the step, or the first again with no weight when past the limit.
+        let two = j + ids.n_sg < limit;
+        let j2 = select(j, j + ids.n_sg, two);
+        var dot1 = 0.0;
+        var dot2 = 0.0;
+        for (var e = 0u; e < QP; e = e + 1u) {
+            let d = lane + e * sgs;
+            if (d < D) {
+                dot1 = dot1 + q[e] * load_k((kv_base + j) * D + d);
+                dot2 = dot2 + q[e] * load_k((kv_base + j2) * D + d);
+            }
+        }
+        let s1 = subgroupAdd(dot1) * SCALE;
+        let s2 = select(f32_neg_inf(), subgroupAdd(dot2) * SCALE, two);
+        // s1 is a visible key's score, so the new maximum is finite.
+        let m_new = max(m, max(s1, s2));
+        let correction = exp(m - m_new);
+        let p1 = exp(s1 - m_new);
+        let p2 = select(0.0, exp(s2 - m_new), two);
+        l = l * correction + p1 + p2;
+        for (var e = 0u; e < VP; e = e + 1u) {
+            let d = lane + e * sgs;
+            if (d < DV) {
+                let v1 = load_v((kv_base + j) * DV + d);
+                let v2 = load_v((kv_base + j2) * DV + d);
+                acc[e] = acc[e] * correction + p1 * v1 + p2 * v2;
+            }
+        }
+        m = m_new;
+    }
+
+    if (lane == 0u) {
+        sg_max[ids.sg_id] = m;
+        sg_sum[ids.sg_id] = l;
+    }
+    for (var e = 0u; e < VP; e = e + 1u) {
+        let d = lane + e * sgs;
+        if (d < DV) {
+            sg_acc[ids.sg_id * DV_ROW + d] = acc[e];
+        }
+    }
+    workgroupBarrier();
+    // Subgroups that saw no key have a zero sum and are left out (their max is -inf).
+    var top = f32_neg_inf();
+    for (var g = 0u; g < ids.n_sg; g = g + 1u) {
+        if (sg_sum[g] > 0.0) {
+            top = max(top, sg_max[g]);
+        }
+    }
+    var total = 0.0;
+    for (var g = 0u; g < ids.n_sg; g = g + 1u) {
+        if (sg_sum[g] > 0.0) {
+            total = total + sg_sum[g] * exp(sg_max[g] - top);
+        }
+    }
+    if (valid) {
+        for (var d = ids.lid; d < DV; d = d + WG) {
+            var y = 0.0;
+            for (var g = 0u; g < ids.n_sg; g = g + 1u) {
+                if (sg_sum[g] > 0.0) {
+                    y = y + sg_acc[g * DV_ROW + d] * exp(sg_max[g] - top);
+                }
+            }
+            store_y(q_at * DV + d, select(0.0, y / total, total > 0.0));
+        }
+    }
+}
