@@ -39,6 +39,10 @@ pub struct Args {
     /// Decode steps to time.
     #[arg(long, default_value_t = 32)]
     decode_tokens: usize,
+    /// Tokens in the KV cache when the timed decode starts (a prompt of that length first):
+    /// every decode step's attention reads them all.
+    #[arg(long, default_value_t = 3)]
+    decode_context: usize,
     /// Prompt lengths to time prefill at.
     #[arg(long, value_delimiter = ',', default_value = "128")]
     prefill: Vec<usize>,
@@ -325,8 +329,8 @@ fn stored_size(gpu: &Gpu, dtype: DType) -> usize {
 
 /// KV cache rows the timed prompts and decode steps need.
 fn context_for(args: &Args) -> usize {
-    let max =
-        args.prefill.iter().copied().max().unwrap_or(128).max(args.decode_tokens + 1) + args.decode_tokens;
+    let prompts = args.prefill.iter().copied().max().unwrap_or(128);
+    let max = prompts.max(args.decode_context + args.decode_tokens + 1) + args.decode_tokens;
     max.next_power_of_two()
 }
 
@@ -387,10 +391,12 @@ fn model_bench(
     }
     // Greedy decode as `generate` runs it: steps chained on the GPU, tokens read one step behind.
     // A few untimed steps first, so clocks and caches are warm for the timed ones.
-    let token = model.prefill(&[1, 2, 3], false)?.next;
-    model.decode_greedy(token, 3, DECODE_WARMUP.min(args.decode_tokens), |_| true)?;
+    let prompt: Vec<u32> = (0..args.decode_context.max(1)).map(|i| 1 + (i % 64) as u32).collect();
+    let token = model.prefill(&prompt, false)?.next;
+    let at = prompt.len();
+    model.decode_greedy(token, at, DECODE_WARMUP.min(args.decode_tokens), |_| true)?;
     let start = Instant::now();
-    let steps = model.decode_greedy(token, 3, args.decode_tokens, |_| true)?;
+    let steps = model.decode_greedy(token, at, args.decode_tokens, |_| true)?;
     let decode = steps as f64 / start.elapsed().as_secs_f64();
     let encode_us = model.last_encode_time().as_secs_f64() * 1e6;
     let dispatches = model.dispatches_per_token()?;
@@ -398,6 +404,7 @@ fn model_bench(
         "name": model.name,
         "prefill": prefill,
         "decode_tok_s": decode,
+        "decode_context": at,
         "decode_x": model.step_x(1),
         "dispatches_per_token": dispatches,
         "encode_us_per_token": encode_us,
@@ -464,9 +471,10 @@ fn print_human(v: &Value) {
         }
         let x = m["decode_x"].as_str().map(|x| format!(" ({x} x)")).unwrap_or_default();
         println!(
-            "{}: decode {:.1} tok/s{x}, {} dispatches/token, peak memory {:.1} MB",
+            "{}: decode {:.1} tok/s{x} after {} cached tokens, {} dispatches/token, peak memory {:.1} MB",
             m["name"],
             m["decode_tok_s"].as_f64().unwrap_or(0.0),
+            m["decode_context"],
             m["dispatches_per_token"],
             m["peak_memory_bytes"].as_f64().unwrap_or(0.0) / 1e6
         );
