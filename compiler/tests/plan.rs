@@ -300,14 +300,14 @@ fn llama_attention(s: usize) -> Result<Graph, Box<dyn std::error::Error>> {
 }
 
 #[test]
-fn decode_attention_runs_one_softmax_per_subgroup_where_there_are_subgroups() -> R {
+fn attention_runs_one_softmax_per_subgroup_where_there_are_subgroups() -> R {
     let attention = |plan: &Plan| plan.kernels.iter().find(|k| k.name.starts_with("attention")).cloned();
-    let decode = build(&DeviceProfile::full(), &llama_attention(1)?)?;
-    let k = attention(&decode).ok_or("no attention kernel")?;
-    assert!(k.name.ends_with("_split_sg") && k.wgsl.contains("subgroupAdd"), "{}", k.name);
-    // Prompts (128 rows and up) keep the chunked kernel; so does a device without subgroups.
-    let prompt = build(&DeviceProfile::full(), &llama_attention(4)?)?;
-    assert!(!attention(&prompt).ok_or("no attention kernel")?.name.contains("split"));
+    for rows in [1, 4, 100] {
+        let plan = build(&DeviceProfile::full(), &llama_attention(rows)?)?;
+        let k = attention(&plan).ok_or("no attention kernel")?;
+        assert!(k.name.ends_with("_split_sg") && k.wgsl.contains("subgroupAdd"), "{}", k.name);
+    }
+    // A device without subgroups keeps the chunked kernel.
     let portable = build(&DeviceProfile::portable(), &llama_attention(1)?)?;
     let k = attention(&portable).ok_or("no attention kernel")?;
     assert!(!k.name.contains("split") && !k.uses_subgroups, "{}", k.name);

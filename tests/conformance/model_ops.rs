@@ -189,10 +189,10 @@ pub(crate) type AttentionLayout = (usize, usize, usize, usize, usize, usize, usi
 
 pub(crate) fn attention_cases(rng: &mut StdRng) -> Vec<Case> {
     let mut cases = Vec::new();
-    // Decode-sized rows (< 128) run one online softmax per subgroup with subgroups (else 256
-    // keys per chunk with groups splitting the value sums); 128 rows and up run chunks of 64.
-    // Also: several 256-key chunks, Dv wider than a workgroup, fewer keys than subgroups, and
-    // Llama decode heads (32 over 8, D = 64 and 128, odd cache lengths).
+    // With subgroups every row runs one online softmax per subgroup; without them, decode-sized
+    // rows (< 128) run 256 keys per chunk with groups splitting the value sums and 128 rows and
+    // up chunks of 64. Also: several 256-key chunks, Dv wider than a workgroup, fewer keys than
+    // subgroups (or than keys per step), and Llama heads (32 over 8, D = 64 and 128, odd lengths).
     let layouts: [AttentionLayout; 20] = [
         (1, 1, 1, 1, 1, 2, 2, false, &[1]),
         (1, 1, 1, 1, 1, 2, 2, true, &[1]),

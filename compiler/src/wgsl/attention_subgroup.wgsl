@@ -1,11 +1,11 @@
-// Attention for few query rows (decode): one workgroup per query row (b, h, i), each subgroup an
-// online softmax of its own over keys sg, sg + n_sg, ... (no barrier until the end). The lanes
-// split the head dims (d = lane + e * subgroup size), so a key's and a value's row are read whole
-// and coalesced, and a score is one subgroupAdd. Two keys per step keep two rows in flight. At the
-// end the subgroups' (max, sum, value sums) are rescaled to the largest max and added. Keys stop
-// at the row's limit from kv_len at run time, as in attention.wgsl; f32 accumulation.
+// Attention on subgroups: one workgroup per query row (b, h, i), each subgroup an online softmax
+// of its own over keys sg, sg + n_sg, ... (no barrier until the end). The lanes split the head
+// dims (d = lane + e * subgroup size), so a key's and a value's row are read whole and coalesced,
+// and a score is one subgroupAdd. KPS keys per step keep that many rows in flight. At the end the
+// subgroups' (max, sum, value sums) are rescaled to the largest max and added. Keys stop at the
+// row's limit from kv_len at run time, as in attention.wgsl; f32 accumulation.
 // Generated above: ROWS, HQ, HKV, S, T, D, DV, DV_ROW (DV, at least 1), QP, VP (dims per lane at the
-// smallest subgroup size), NSG (subgroups at that size), CAUSAL, SCALE, WG, GRID_X, load_q, load_k,
+// smallest subgroup size), NSG (subgroups at that size), KPS, CAUSAL, SCALE, WG, GRID_X, load_q, load_k,
 // load_v, load_len, store_y.
 var<workgroup> sg_max: array<f32, NSG>;
 var<workgroup> sg_sum: array<f32, NSG>;
@@ -41,36 +41,48 @@ fn main(ids: Ids, @builtin(subgroup_size) sgs: u32) {
     var m = f32_neg_inf();
     var l = 0.0;
     var acc: array<f32, VP>;
-    for (var j = ids.sg_id; j < limit; j = j + 2u * ids.n_sg) {
-        // The second key of the step, or the first again with no weight when past the limit.
-        let two = j + ids.n_sg < limit;
-        let j2 = select(j, j + ids.n_sg, two);
-        var dot1 = 0.0;
-        var dot2 = 0.0;
+    for (var j0 = ids.sg_id; j0 < limit; j0 = j0 + KPS * ids.n_sg) {
+        // KPS keys per step, in flight together; those past the limit reread key j0 with no weight.
+        var js: array<u32, KPS>;
+        var dots: array<f32, KPS>;
+        for (var u = 0u; u < KPS; u = u + 1u) {
+            let j = j0 + u * ids.n_sg;
+            js[u] = select(j0, j, j < limit);
+        }
         for (var e = 0u; e < QP; e = e + 1u) {
             let d = lane + e * sgs;
             if (d < D) {
-                dot1 = dot1 + q[e] * load_k((kv_base + j) * D + d);
-                dot2 = dot2 + q[e] * load_k((kv_base + j2) * D + d);
+                for (var u = 0u; u < KPS; u = u + 1u) {
+                    dots[u] = dots[u] + q[e] * load_k((kv_base + js[u]) * D + d);
+                }
             }
         }
-        let s1 = subgroupAdd(dot1) * SCALE;
-        let s2 = select(f32_neg_inf(), subgroupAdd(dot2) * SCALE, two);
-        // s1 is a visible key's score, so the new maximum is finite.
-        let m_new = max(m, max(s1, s2));
-        let correction = exp(m - m_new);
-        let p1 = exp(s1 - m_new);
-        let p2 = select(0.0, exp(s2 - m_new), two);
-        l = l * correction + p1 + p2;
+        // Key j0 is visible, so the new maximum is finite.
+        var s: array<f32, KPS>;
+        var top = m;
+        for (var u = 0u; u < KPS; u = u + 1u) {
+            s[u] = select(f32_neg_inf(), subgroupAdd(dots[u]) * SCALE, j0 + u * ids.n_sg < limit);
+            top = max(top, s[u]);
+        }
+        let correction = exp(m - top);
+        var p: array<f32, KPS>;
+        var sum = 0.0;
+        for (var u = 0u; u < KPS; u = u + 1u) {
+            p[u] = select(0.0, exp(s[u] - top), j0 + u * ids.n_sg < limit);
+            sum = sum + p[u];
+        }
+        l = l * correction + sum;
         for (var e = 0u; e < VP; e = e + 1u) {
             let d = lane + e * sgs;
             if (d < DV) {
-                let v1 = load_v((kv_base + j) * DV + d);
-                let v2 = load_v((kv_base + j2) * DV + d);
-                acc[e] = acc[e] * correction + p1 * v1 + p2 * v2;
+                var a = acc[e] * correction;
+                for (var u = 0u; u < KPS; u = u + 1u) {
+                    a = a + p[u] * load_v((kv_base + js[u]) * DV + d);
+                }
+                acc[e] = a;
             }
         }
-        m = m_new;
+        m = top;
     }
 
     if (lane == 0u) {
