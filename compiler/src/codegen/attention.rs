@@ -65,8 +65,10 @@ pub fn attention(
     }
     let sg = target.profile.subgroup_min_size;
     // The subgroup kernel keeps each subgroup's value sums in workgroup memory: 4 of them at least.
-    let room = target.profile.limits.max_compute_workgroup_storage_size.min(16384) as usize;
-    if target.subgroups && sg >= 4 && 4 * 4 * (dv + 2) <= room {
+    let l = &target.profile.limits;
+    let room = l.max_compute_workgroup_storage_size.min(16384) as usize;
+    let lanes = l.max_compute_invocations_per_workgroup.min(l.max_compute_workgroup_size_x);
+    if target.subgroups && sg >= 4 && 4 * sg <= lanes && 4 * 4 * (dv + 2) <= room {
         return per_subgroup(target, name, scale, causal, q, cache, out, sg);
     }
     let chunk = if rows < FEW_ROWS { FEW_ROWS_CHUNK } else { CHUNK };
