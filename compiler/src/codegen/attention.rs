@@ -18,9 +18,10 @@ const ATTENTION_SUBGROUP: &str = include_str!("../wgsl/attention_subgroup.wgsl")
 /// prompts ran 1.3-1.5x faster through it.
 const SUBGROUPS: u32 = 32;
 
-/// Keys each subgroup of the subgroup kernel has in flight per step. On the H200, 8B decode after
-/// 2048 cached tokens ran 153 / 182 / 149 tok/s with 2 / 4 / 8 (one head's keys are read by one
-/// workgroup, so how many loads it keeps in flight bounds it).
+/// Keys each subgroup of the subgroup kernel has in flight per step, with their values. On the
+/// H200, 8B decode after 2048 cached tokens ran 153 / 182 / 149 tok/s with 2 / 4 / 8, and 230
+/// once the values were loaded with the keys (one head's keys are read by one workgroup, so how
+/// many loads it keeps in flight bounds it).
 const KEYS_PER_STEP: usize = 4;
 
 /// Keys per chunk of the online softmax (and invocations per workgroup) where the device allows.

@@ -1,9 +1,10 @@
 // Attention on subgroups: one workgroup per query row (b, h, i), each subgroup an online softmax
 // of its own over keys sg, sg + n_sg, ... (no barrier until the end). The lanes split the head
 // dims (d = lane + e * subgroup size), so a key's and a value's row are read whole and coalesced,
-// and a score is one subgroupAdd. KPS keys per step keep that many rows in flight. At the end the
-// subgroups' (max, sum, value sums) are rescaled to the largest max and added. Keys stop at the
-// row's limit from kv_len at run time, as in attention.wgsl; f32 accumulation.
+// and a score is one subgroupAdd. Each step loads KPS keys and their values together, so one
+// memory round trip serves them all. At the end the subgroups' (max, sum, value sums) are
+// rescaled to the largest max and added. Keys stop at the row's limit from kv_len at run time,
+// as in attention.wgsl; f32 accumulation.
 // Generated above: ROWS, HQ, HKV, S, T, D, DV, DV_ROW (DV, at least 1), QP, VP (dims per lane at the
 // smallest subgroup size), NSG (subgroups at that size), KPS, CAUSAL, SCALE, WG, GRID_X, load_q, load_k,
 // load_v, load_len, store_y.
@@ -57,6 +58,16 @@ fn main(ids: Ids, @builtin(subgroup_size) sgs: u32) {
                 }
             }
         }
+        // The value rows too, before the scores are reduced: one memory round trip per step.
+        var vals: array<f32, KPS * VP>;
+        for (var e = 0u; e < VP; e = e + 1u) {
+            let d = lane + e * sgs;
+            if (d < DV) {
+                for (var u = 0u; u < KPS; u = u + 1u) {
+                    vals[u * VP + e] = load_v((kv_base + js[u]) * DV + d);
+                }
+            }
+        }
         // Key j0 is visible, so the new maximum is finite.
         var s: array<f32, KPS>;
         var top = m;
@@ -77,7 +88,7 @@ fn main(ids: Ids, @builtin(subgroup_size) sgs: u32) {
             if (d < DV) {
                 var a = acc[e] * correction;
                 for (var u = 0u; u < KPS; u = u + 1u) {
-                    a = a + p[u] * load_v((kv_base + js[u]) * DV + d);
+                    a = a + p[u] * vals[u * VP + e];
                 }
                 acc[e] = a;
             }
