@@ -6,11 +6,12 @@
 //! subgroup over a share of the keys, its lanes across the head dims.
 
 use super::reduce::{block_reduce, row_kernel, row_kernel_sized};
-use super::{Launch, Scalar, Target, Value};
+use super::{KernelWriter, Launch, Scalar, Target, Value};
 use crate::CompileError;
 
 const ATTENTION: &str = include_str!("../wgsl/attention.wgsl");
 const ATTENTION_SUBGROUP: &str = include_str!("../wgsl/attention_subgroup.wgsl");
+const ATTENTION_ROW: &str = include_str!("../wgsl/attention_row.wgsl");
 
 /// Subgroups per workgroup of the subgroup kernel (at the smallest subgroup size): each takes
 /// every NSG-th key, so a short cache still spreads over many of them. On the H200 (Llama 8B, a
@@ -55,8 +56,7 @@ pub fn attention(
     cache: &KvCache,
     out: &Value,
 ) -> Result<Launch, CompileError> {
-    let [_, hq, s, d] = dims4(&q.shape);
-    let [_, hkv, t, _] = dims4(&cache.k.shape);
+    let d = q.shape[3];
     let dv = cache.v.shape[3];
     let rows = out.numel() / dv.max(1);
     let name = format!("attention_{}_d{d}{}", q.dtype.name(), if causal { "_causal" } else { "" });
@@ -74,9 +74,7 @@ pub fn attention(
     }
     let chunk = if rows < FEW_ROWS { FEW_ROWS_CHUNK } else { CHUNK };
     let (mut w, grid) = row_kernel(target, name.clone(), rows, chunk)?;
-    for (what, v) in [("q", q), ("k", cache.k), ("v", cache.v), ("out", out)] {
-        target.check_numel(&format!("attention {what}"), v.numel())?;
-    }
+    row_parts(&mut w, target, &name, scale, causal, q, cache, out)?;
     let wg = w.workgroup_size_x() as usize;
     // Groups of invocations that split the keys of a chunk for the value sums: a power of two
     // (so it divides the workgroup), each group at least DV wide.
@@ -87,29 +85,14 @@ pub fn attention(
     let gw = wg / groups;
     let group_acc = if groups > 1 { groups * dv } else { 1 };
     for (c, v) in [
-        ("HQ", hq),
-        ("HKV", hkv),
-        ("S", s),
-        ("T", t),
-        ("D", d),
         ("Q_ROW", d.max(1)),
-        ("DV", dv),
-        ("DV_ROW", dv.max(1)),
         ("DV_PER", dv.div_ceil(gw).max(1)),
         ("GROUPS", groups),
         ("GW", gw),
         ("GROUP_ACC", group_acc),
-        ("CAUSAL", causal as usize),
     ] {
         w.constant(c, target.check_numel(&name, v)?);
     }
-    w.constant_f32("SCALE", scale);
-    for (v, load) in [(q, "load_q"), (cache.k, "load_k"), (cache.v, "load_v"), (cache.len, "load_len")] {
-        let b = w.read(v.dtype, v.storage);
-        w.load_fn(load, &b);
-    }
-    let ob = w.write(out.dtype, out.storage);
-    w.store_fn("store_y", &ob);
     block_reduce(&mut w, target, "max", Scalar::F32, "op_max_f32", "subgroupMax");
     w.workgroup_bytes(4 * (d.max(1) + wg + group_acc + groups) as u32);
     w.include(ATTENTION);
@@ -129,9 +112,7 @@ fn per_subgroup(
     out: &Value,
     sg: u32,
 ) -> Result<Launch, CompileError> {
-    let [_, hq, s, d] = dims4(&q.shape);
-    let [_, hkv, t, _] = dims4(&cache.k.shape);
-    let dv = cache.v.shape[3];
+    let (d, dv) = (q.shape[3], cache.v.shape[3]);
     let rows = out.numel() / dv.max(1);
     let l = &target.profile.limits;
     let cap = l.max_compute_invocations_per_workgroup.min(l.max_compute_workgroup_size_x).min(1024);
@@ -141,11 +122,38 @@ fn per_subgroup(
     let wg = (SUBGROUPS * sg).min(cap).min(fit).max(sg);
     let wg = 1 << wg.ilog2();
     let (mut w, grid) = row_kernel_sized(target, format!("{name}_split"), rows, wg)?;
+    row_parts(&mut w, target, &name, scale, causal, q, cache, out)?;
+    let nsg = (wg / sg).max(1) as usize;
+    let sg = sg as usize;
+    for (c, v) in
+        [("QP", d.div_ceil(sg).max(1)), ("VP", dv.div_ceil(sg).max(1)), ("NSG", nsg), ("KPS", KEYS_PER_STEP)]
+    {
+        w.constant(c, target.check_numel(&name, v)?);
+    }
+    w.workgroup_bytes(4 * (2 * nsg + nsg * dv.max(1)) as u32);
+    w.include(ATTENTION_SUBGROUP);
+    Ok(Launch { kernel: w.finish(), workgroups: grid.workgroups })
+}
+
+/// What both kernels share: the shapes, scale and mask as constants, the loads of q, k, v and
+/// kv_len, the store of the result, and `attention_row`.
+#[allow(clippy::too_many_arguments)]
+fn row_parts(
+    w: &mut KernelWriter,
+    target: &Target,
+    name: &str,
+    scale: f32,
+    causal: bool,
+    q: &Value,
+    cache: &KvCache,
+    out: &Value,
+) -> Result<(), CompileError> {
     for (what, v) in [("q", q), ("k", cache.k), ("v", cache.v), ("out", out)] {
         target.check_numel(&format!("attention {what}"), v.numel())?;
     }
-    let nsg = (wg / sg).max(1) as usize;
-    let sg = sg as usize;
+    let [_, hq, s, d] = dims4(&q.shape);
+    let [_, hkv, t, _] = dims4(&cache.k.shape);
+    let dv = cache.v.shape[3];
     for (c, v) in [
         ("HQ", hq),
         ("HKV", hkv),
@@ -154,13 +162,9 @@ fn per_subgroup(
         ("D", d),
         ("DV", dv),
         ("DV_ROW", dv.max(1)),
-        ("QP", d.div_ceil(sg).max(1)),
-        ("VP", dv.div_ceil(sg).max(1)),
-        ("NSG", nsg),
-        ("KPS", KEYS_PER_STEP),
         ("CAUSAL", causal as usize),
     ] {
-        w.constant(c, target.check_numel(&name, v)?);
+        w.constant(c, target.check_numel(name, v)?);
     }
     w.constant_f32("SCALE", scale);
     for (v, load) in [(q, "load_q"), (cache.k, "load_k"), (cache.v, "load_v"), (cache.len, "load_len")] {
@@ -169,9 +173,8 @@ fn per_subgroup(
     }
     let ob = w.write(out.dtype, out.storage);
     w.store_fn("store_y", &ob);
-    w.workgroup_bytes(4 * (2 * nsg + nsg * dv.max(1)) as u32);
-    w.include(ATTENTION_SUBGROUP);
-    Ok(Launch { kernel: w.finish(), workgroups: grid.workgroups })
+    w.include(ATTENTION_ROW);
+    Ok(())
 }
 
 fn dims4(shape: &[usize]) -> [usize; 4] {

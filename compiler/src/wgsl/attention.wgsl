@@ -6,7 +6,7 @@
 // running max, so they add exactly). Keys stop at the row's limit, computed from kv_len at run
 // time (never the cache's capacity T); f32 accumulation. Generated above: ROWS, HQ, HKV, S, T,
 // D, Q_ROW (D, at least 1), DV, DV_ROW (DV, at least 1), DV_PER, GROUPS, GW, GROUP_ACC, CAUSAL, SCALE, WG,
-// GRID_X, load_q, load_k, load_v, load_len, store_y, block_max.
+// GRID_X, attention_row (attention_row.wgsl), load_q, load_k, load_v, load_len, store_y, block_max.
 var<workgroup> q_row: array<f32, Q_ROW>;
 var<workgroup> p_chunk: array<f32, WG>;
 // The groups' value sums (one element when GROUPS is 1: nothing to combine).
@@ -15,22 +15,11 @@ var<workgroup> group_l: array<f32, GROUPS>;
 
 @compute @workgroup_size(WG)
 fn main(ids: Ids) {
-    let row = ids.wid.x + ids.wid.y * GRID_X;
-    let valid = row < ROWS;
-    let q_at = min(row, ROWS - 1u);
-    let i = q_at % S;
-    let h = (q_at / S) % HQ;
-    let b = q_at / (S * HQ);
-    let kv_base = (b * HKV + h / (HQ / HKV)) * T;
-    let len = min(load_len(b), T);
-    // Causal: row i is position len - S + i and sees keys up to itself (none when that is < 0).
-    var limit = len;
-    if (CAUSAL == 1u) {
-        limit = select(0u, min(len + i + 1u - S, len), len + i + 1u > S);
-    }
-    if (!valid) {
-        limit = 0u;
-    }
+    let at = attention_row(ids.wid);
+    let valid = at.valid;
+    let q_at = at.q_at;
+    let kv_base = at.kv_base;
+    let limit = at.limit;
     for (var d = ids.lid; d < D; d = d + WG) {
         q_row[d] = load_q(q_at * D + d);
     }

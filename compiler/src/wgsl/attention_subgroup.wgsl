@@ -6,30 +6,19 @@
 // rescaled to the largest max and added. Keys stop at the row's limit from kv_len at run time,
 // as in attention.wgsl; f32 accumulation.
 // Generated above: ROWS, HQ, HKV, S, T, D, DV, DV_ROW (DV, at least 1), QP, VP (dims per lane at the
-// smallest subgroup size), NSG (subgroups at that size), KPS, CAUSAL, SCALE, WG, GRID_X, load_q, load_k,
-// load_v, load_len, store_y.
+// smallest subgroup size), NSG (subgroups at that size), KPS, CAUSAL, SCALE, WG, GRID_X,
+// attention_row (attention_row.wgsl), load_q, load_k, load_v, load_len, store_y.
 var<workgroup> sg_max: array<f32, NSG>;
 var<workgroup> sg_sum: array<f32, NSG>;
 var<workgroup> sg_acc: array<f32, NSG * DV_ROW>;
 
 @compute @workgroup_size(WG)
 fn main(ids: Ids, @builtin(subgroup_size) sgs: u32) {
-    let row = ids.wid.x + ids.wid.y * GRID_X;
-    let valid = row < ROWS;
-    let q_at = min(row, ROWS - 1u);
-    let i = q_at % S;
-    let h = (q_at / S) % HQ;
-    let b = q_at / (S * HQ);
-    let kv_base = (b * HKV + h / (HQ / HKV)) * T;
-    let len = min(load_len(b), T);
-    // Causal: row i is position len - S + i and sees keys up to itself (none when that is < 0).
-    var limit = len;
-    if (CAUSAL == 1u) {
-        limit = select(0u, min(len + i + 1u - S, len), len + i + 1u > S);
-    }
-    if (!valid) {
-        limit = 0u;
-    }
+    let at = attention_row(ids.wid);
+    let valid = at.valid;
+    let q_at = at.q_at;
+    let kv_base = at.kv_base;
+    let limit = at.limit;
     let lane = ids.sg_lane;
     var q: array<f32, QP>;
     for (var e = 0u; e < QP; e = e + 1u) {
