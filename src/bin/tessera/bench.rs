@@ -46,8 +46,9 @@ pub struct Args {
     /// Prompt lengths to time prefill at.
     #[arg(long, value_delimiter = ',', default_value = "128")]
     prefill: Vec<usize>,
-    /// Milliseconds of GPU work run before anything is timed, so clocks have ramped up (on the
-    /// H200 the first prefills of a fresh process measured up to 2x slow without it).
+    /// Milliseconds of GPU work run before anything is timed, so clocks have ramped up: before
+    /// the kernel rows, and the model's own decode steps again before the model is timed (on
+    /// the H200 the first 1B prefills of a process measured 5x slow without it).
     #[arg(long, default_value_t = 1500)]
     warmup_ms: u64,
     /// Timed repetitions per kernel.
@@ -62,8 +63,8 @@ pub fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let gpu = Arc::new(Gpu::from_env()?);
     let report = gpu.report();
     let mut out = json!({ "adapter": report.name, "backend": report.backend });
-    warm_up(&gpu, Duration::from_millis(args.warmup_ms))?;
     if !args.no_kernels {
+        warm_up(&gpu, Duration::from_millis(args.warmup_ms))?;
         // The reference is the fastest of the elementwise kernel, the copy command and a vec4 copy.
         let shader_copy = copy_bandwidth(&gpu, args.reps)?;
         let buffer_copy = gpu.copy_bandwidth(COPY_BYTES, args.reps)? / 1e9;
@@ -377,24 +378,41 @@ fn model_bench(
     mut model: LlamaModel,
     args: &Args,
 ) -> Result<Value, Box<dyn std::error::Error>> {
+    let prompts: Vec<Vec<u32>> =
+        args.prefill.iter().map(|&len| (0..len as u32).map(|i| 100 + i % 1000).collect()).collect();
+    let prompt: Vec<u32> = (0..args.decode_context.max(1)).map(|i| 1 + (i % 64) as u32).collect();
+    let warm_steps = DECODE_WARMUP.min(args.decode_tokens);
+    // Every step is compiled and run once before anything is timed, then the model itself runs
+    // for --warmup-ms: building the model and compiling its steps leave the GPU idle long enough
+    // for its clocks to drop (H200, 1B q4: the first prefills of a process 535 tok/s, later
+    // ones 2700 in the same process).
+    for ids in &prompts {
+        model.prepare(ids.len(), false)?;
+        model.prefill(ids, false)?;
+    }
+    let token = model.prefill(&prompt, false)?.next;
+    let at = prompt.len();
+    let start = Instant::now();
+    loop {
+        model.decode_greedy(token, at, warm_steps.max(1), |_| true)?;
+        if start.elapsed().as_millis() >= u128::from(args.warmup_ms) {
+            break;
+        }
+    }
     let mut prefill = Vec::new();
-    for &len in &args.prefill {
-        let ids: Vec<u32> = (0..len as u32).map(|i| 100 + i % 1000).collect();
-        model.prepare(len, false)?;
-        model.prefill(&ids, false)?;
+    for ids in &prompts {
+        let len = ids.len();
         let t = median_time(PREFILL_RUNS, || {
             let start = Instant::now();
-            model.prefill(&ids, false)?;
+            model.prefill(ids, false)?;
             Ok(start.elapsed())
         })?;
         prefill.push(json!({ "tokens": len, "tok_s": len as f64 / t.as_secs_f64(), "x": model.step_x(len) }));
     }
     // Greedy decode as `generate` runs it: steps chained on the GPU, tokens read one step behind.
-    // A few untimed steps first, so clocks and caches are warm for the timed ones.
-    let prompt: Vec<u32> = (0..args.decode_context.max(1)).map(|i| 1 + (i % 64) as u32).collect();
+    // A few untimed steps first, so caches hold the decode step's data, not the prompts'.
     let token = model.prefill(&prompt, false)?.next;
-    let at = prompt.len();
-    model.decode_greedy(token, at, DECODE_WARMUP.min(args.decode_tokens), |_| true)?;
+    model.decode_greedy(token, at, warm_steps, |_| true)?;
     let start = Instant::now();
     let steps = model.decode_greedy(token, at, args.decode_tokens, |_| true)?;
     let decode = steps as f64 / start.elapsed().as_secs_f64();
