@@ -160,11 +160,21 @@ fn warm_up(gpu: &Gpu, length: Duration) -> Result<(), Box<dyn std::error::Error>
     let y = g.add(Op::Unary(tessera::layers::ir::UnaryOp::Neg), &[x])?;
     g.add_output(y)?;
     let mut exe = load(gpu, &g)?;
+    repeat_for(length, || Ok(exe.run_without_readback()?))
+}
+
+/// Runs `work` once, then again until `length` has passed.
+fn repeat_for(
+    length: Duration,
+    mut work: impl FnMut() -> Result<(), Box<dyn std::error::Error>>,
+) -> Result<(), Box<dyn std::error::Error>> {
     let start = Instant::now();
-    while start.elapsed() < length {
-        exe.run_without_readback()?;
+    loop {
+        work()?;
+        if start.elapsed() >= length {
+            return Ok(());
+        }
     }
-    Ok(())
 }
 
 /// Bytes of the buffer-to-buffer copy that measures the device's copy bandwidth.
@@ -392,13 +402,10 @@ fn model_bench(
     }
     let token = model.prefill(&prompt, false)?.next;
     let at = prompt.len();
-    let start = Instant::now();
-    loop {
+    repeat_for(Duration::from_millis(args.warmup_ms), || {
         model.decode_greedy(token, at, warm_steps.max(1), |_| true)?;
-        if start.elapsed().as_millis() >= u128::from(args.warmup_ms) {
-            break;
-        }
-    }
+        Ok(())
+    })?;
     let mut prefill = Vec::new();
     for ids in &prompts {
         let len = ids.len();
