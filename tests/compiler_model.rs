@@ -30,7 +30,7 @@ fn smollm2_decode_dispatches_and_optimize_time() {
     assert!(
         weights.has("model.layers.0.self_attn.qkv_proj") && weights.has("model.layers.0.mlp.gate_up_proj")
     );
-    let shape = StepShape { seq: 1, max_context: 256, logits: false };
+    let shape = StepShape { seq: 1, max_context: 1024, logits: false };
     let graph = build_step(&cfg, &weights, shape).expect("decode graph");
     let profile = DeviceProfile::full();
 
@@ -57,8 +57,19 @@ fn smollm2_decode_dispatches_and_optimize_time() {
     let bytes = |p: &tessera_compiler::Plan| p.report.iter().map(|r| r.bytes).sum::<u64>();
     eprintln!("bytes bound per token: {} -> {}", bytes(&before), bytes(&after));
     assert!(before.dispatches.len() > 20 * layers, "the unfused decode graph: {}", before.dispatches.len());
-    // 6 per layer (qkv with RMSNorm, also writing v into its cache; k rope + cache write;
-    // attention; o + residual; gate_up with RMSNorm; down with SwiGLU + residual) and 6 outside.
-    assert!(after.dispatches.len() <= 6 * layers + 6, "{} dispatches", after.dispatches.len());
+    // 7 per layer (qkv with RMSNorm, also writing v into its cache; k rope + cache write;
+    // attention in two, its keys split over workgroups and the parts combined, as a GPU profile
+    // does over a 1024-row cache; o + residual; gate_up with RMSNorm; down with SwiGLU + residual)
+    // and 6 outside.
+    assert!(after.dispatches.len() <= 7 * layers + 6, "{} dispatches", after.dispatches.len());
+    let attention = |p: &tessera_compiler::Plan, suffix: &str| {
+        p.dispatches.iter().filter(|d| p.kernels[d.kernel].name.ends_with(suffix)).count()
+    };
+    assert_eq!(attention(&after, "_parts_sg"), layers);
+    assert_eq!(attention(&after, "_combine_sg"), layers);
+    // A CPU adapter of 2 threads keeps one attention kernel per layer: 6 per layer.
+    let cpu = DeviceProfile { parallelism: 2, ..profile.clone() };
+    let on_cpu = compile(&graph, &cpu, &options).expect("optimized plan for a CPU adapter");
+    assert!(on_cpu.dispatches.len() <= 6 * layers + 6, "{} dispatches", on_cpu.dispatches.len());
     assert!(optimize_ms < 2000.0, "optimize took {optimize_ms:.0} ms");
 }

@@ -1,16 +1,17 @@
 //! Lowering: one kernel (or, for a wide concat, a few) per computing node, dispatched in graph
 //! order, then the copies that give every output a buffer of its own. Kernels with identical
 //! WGSL are stored once in the plan. A `write_slice` into a state binds the state's buffer only
-//! as its output (it updates it in place).
+//! as its output (it updates it in place). Split kernels (flash-decoding attention) pass partial
+//! results through one workspace buffer, shared by every such pair of the plan (they run in turn).
 
 use crate::codegen::{
-    Launch, Target, Value, attention, elementwise, matmul, movement, norm, quant, reduce, rope,
+    Binds, Launch, Target, Value, attention, elementwise, matmul, movement, norm, quant, reduce, rope,
 };
 use crate::fuse::Schedule;
 use crate::fuse::codegen::{fused_kernel, inline_of};
 use crate::fuse::inline::{KernelFusion, Scatter};
 use crate::memory::MemoryPlan;
-use crate::{BufferId, CompileError, Dispatch, IoBinding, KernelReport, Plan};
+use crate::{BufferDesc, BufferId, BufferRole, CompileError, Dispatch, IoBinding, KernelReport, Plan};
 use std::collections::HashMap;
 use std::sync::Arc;
 use tessera_ir::{Graph, Node, NodeId, Op};
@@ -56,6 +57,7 @@ pub fn lower(
             plan.dispatches.push(Dispatch { kernel, buffers, workgroups: launch.workgroups });
         };
 
+    let mut workspace: Option<BufferId> = None;
     for (id, node) in graph.iter() {
         match &node.op {
             Op::Input { name, .. } => plan.inputs.push(io(name, buffer(id)?, &value(id))),
@@ -125,8 +127,15 @@ pub fn lower(
         if let Some(w) = tee {
             nodes.extend(group_nodes(graph, schedule, w, Some(host)));
         }
-        for (launch_used, launch) in launches(&host_target, host_node, &operands, &host_out, in_place)? {
+        for (launch_used, launch, binds) in launches(&host_target, host_node, &operands, &host_out, in_place)?
+        {
             let mut bound: Vec<BufferId> = Vec::new();
+            if binds == Binds::FromWorkspace {
+                bound.push(workspace.ok_or_else(|| CompileError::Unsupported {
+                    op: host_node.op.mnemonic(),
+                    reason: "reads a workspace no kernel wrote".into(),
+                })?);
+            }
             for (j, &k) in launch_used.iter().enumerate() {
                 let operand = host_node.inputs[k];
                 match fusion.prologues.get(j).and_then(Option::as_ref) {
@@ -137,6 +146,11 @@ pub fn lower(
                     }
                     None => bound.push(buffer(operand)?),
                 }
+            }
+            if let Binds::ToWorkspace { bytes } = binds {
+                bound.push(grow_workspace(&mut plan.buffers, &mut workspace, bytes));
+                emit(&mut plan, launch, bound, ops.clone(), &nodes);
+                continue;
             }
             bound.push(out_buffer);
             if host != id {
@@ -160,6 +174,17 @@ pub fn lower(
         plan.outputs.push(io(&format!("output{k}"), slot.buffer, &v));
     }
     Ok(plan)
+}
+
+/// The plan's workspace, made or grown to at least `bytes`.
+fn grow_workspace(buffers: &mut Vec<BufferDesc>, workspace: &mut Option<BufferId>, bytes: u64) -> BufferId {
+    let id = *workspace.get_or_insert_with(|| {
+        buffers.push(BufferDesc { size: 4, role: BufferRole::Scratch, label: "workspace".into() });
+        BufferId(buffers.len() as u32 - 1)
+    });
+    let desc = &mut buffers[id.0 as usize];
+    desc.size = desc.size.max(bytes);
+    id
 }
 
 /// `root` and the inlined values its kernel computes with it (not `stop`, an epilogue's host).
@@ -220,15 +245,17 @@ fn io(name: &str, buffer: BufferId, v: &Value) -> IoBinding {
 }
 
 /// The kernels computing `node`, each with the indices of the operands it binds (in order,
-/// before the output); `in_place` marks a `write_slice` whose output buffer is its destination.
+/// before the output) and how it binds them; `in_place` marks a `write_slice` whose output
+/// buffer is its destination.
 fn launches(
     target: &Target,
     node: &Node,
     x: &[Value],
     out: &Value,
     in_place: bool,
-) -> Result<Vec<(Vec<usize>, Launch)>, CompileError> {
-    let all = |launch: Launch| Ok(vec![((0..x.len()).collect(), launch)]);
+) -> Result<Vec<(Vec<usize>, Launch, Binds)>, CompileError> {
+    let every = || (0..x.len()).collect::<Vec<usize>>();
+    let all = |launch: Launch| Ok(vec![(every(), launch, Binds::Node)]);
     match &node.op {
         Op::Input { .. } | Op::Param { .. } | Op::State { .. } | Op::Reshape { .. } => Ok(Vec::new()),
         Op::Constant { value, .. } => all(elementwise::fill(target, value.into_inner(), out)?),
@@ -244,7 +271,8 @@ fn launches(
         Op::Slice { ranges } => all(movement::slice(target, &x[0], ranges, out)?),
         Op::Concat { axis } => {
             let parts: Vec<&Value> = x.iter().collect();
-            movement::concat(target, &parts, *axis, out)
+            let launches = movement::concat(target, &parts, *axis, out)?;
+            Ok(launches.into_iter().map(|(used, launch)| (used, launch, Binds::Node)).collect())
         }
         Op::Gather => all(movement::gather(target, &x[0], &x[1], out)?),
         Op::Softmax { axis } => all(norm::softmax(target, *axis, &x[0], out)?),
@@ -257,12 +285,15 @@ fn launches(
             if x[1].numel() == 0 {
                 return Ok(Vec::new());
             }
-            Ok(vec![(vec![1, 2], movement::write_slice_in_place(target, *axis, &x[1], out)?)])
+            Ok(vec![(vec![1, 2], movement::write_slice_in_place(target, *axis, &x[1], out)?, Binds::Node)])
         }
         Op::WriteSlice { axis } => all(movement::write_slice(target, *axis, &x[0], &x[1], out)?),
         Op::Attention { scale, causal } => {
             let cache = attention::KvCache { k: &x[1], v: &x[2], len: &x[3] };
-            all(attention::attention(target, scale.into_inner(), *causal, &x[0], &cache, out)?)
+            let launches = attention::attention(target, scale.into_inner(), *causal, &x[0], &cache, out)?;
+            // The combine binds only the workspace (then the output).
+            let used = |binds| if binds == Binds::FromWorkspace { Vec::new() } else { every() };
+            Ok(launches.into_iter().map(|(launch, binds)| (used(binds), launch, binds)).collect())
         }
         Op::RoundInt8 { block } => all(quant::round_int8(target, *block, &x[0], out)?),
         Op::QuantMatMul { bits, group_size } => {

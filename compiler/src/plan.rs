@@ -64,7 +64,8 @@ pub struct BufferDesc {
     pub size: u64,
     /// What the buffer holds.
     pub role: BufferRole,
-    /// Debug label (the value it holds, or `scratchN`).
+    /// Debug label (the value it holds, `scratchN`, or `workspace`: the partial results split
+    /// kernels pass from their first dispatch to their second).
     pub label: String,
 }
 

@@ -18,6 +18,11 @@ pub struct DeviceProfile {
     /// cores, simdgroup matrices). Absent in profiles written before it existed: false.
     #[serde(default)]
     pub cooperative_matrix: bool,
+    /// Workgroups the device runs side by side, where that is known: a CPU adapter (lavapipe)
+    /// runs one per host thread. 0 for GPUs, whose count WebGPU does not tell (kernels then
+    /// assume hundreds). Only shapes work, never legality.
+    #[serde(default)]
+    pub parallelism: u32,
     /// Limits kernels must respect.
     pub limits: Limits,
 }
@@ -65,6 +70,7 @@ impl DeviceProfile {
             subgroup_min_size: 0,
             subgroup_max_size: 0,
             cooperative_matrix: false,
+            parallelism: 0,
             limits: Limits::webgpu_default(),
         }
     }

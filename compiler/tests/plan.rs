@@ -286,12 +286,12 @@ fn cooperative_matrices_take_f16_prefill_where_the_profile_has_them() -> R {
     Ok(())
 }
 
-/// Attention of `s` query rows of 32 heads over 8 kv heads of 64 dims, a cache of 300 rows.
-fn llama_attention(s: usize) -> Result<Graph, Box<dyn std::error::Error>> {
+/// Attention of `s` query rows of 32 heads over 8 kv heads of 64 dims, a cache of `t` rows.
+fn llama_attention(s: usize, t: usize) -> Result<Graph, Box<dyn std::error::Error>> {
     let mut g = Graph::new();
     let q = g.input("q", [1, 32, s, 64], DType::F32);
-    let k = g.input("k", [1, 8, 300, 64], DType::F32);
-    let v = g.input("v", [1, 8, 300, 64], DType::F32);
+    let k = g.input("k", [1, 8, t, 64], DType::F32);
+    let v = g.input("v", [1, 8, t, 64], DType::F32);
     let len = g.input("len", [1], DType::U32);
     let scale = tessera_ir::float(0.125).ok_or("NaN")?;
     let y = g.add(Op::Attention { scale, causal: true }, &[q, k, v, len])?;
@@ -299,18 +299,60 @@ fn llama_attention(s: usize) -> Result<Graph, Box<dyn std::error::Error>> {
     Ok(g)
 }
 
+/// Names of the plan's attention dispatches, in order.
+fn attention_dispatches(plan: &Plan) -> Vec<String> {
+    let name = |d: &tessera_compiler::Dispatch| plan.kernels[d.kernel].name.clone();
+    plan.dispatches.iter().map(name).filter(|n| n.starts_with("attention")).collect()
+}
+
 #[test]
 fn attention_runs_one_softmax_per_subgroup_where_there_are_subgroups() -> R {
-    let attention = |plan: &Plan| plan.kernels.iter().find(|k| k.name.starts_with("attention")).cloned();
-    for rows in [1, 4, 100] {
-        let plan = build(&DeviceProfile::full(), &llama_attention(rows)?)?;
-        let k = attention(&plan).ok_or("no attention kernel")?;
-        assert!(k.name.ends_with("_split_sg") && k.wgsl.contains("subgroupAdd"), "{}", k.name);
+    // 128 query rows and more, or a cache too short for two parts of 256: one workgroup per row.
+    for (s, t) in [(4, 4096), (100, 300), (1, 511)] {
+        let plan = build(&DeviceProfile::full(), &llama_attention(s, t)?)?;
+        let names = attention_dispatches(&plan);
+        assert!(names.len() == 1 && names[0].ends_with("_subgroups_sg"), "{names:?}");
+        let k = plan.kernels.iter().find(|k| k.name == names[0]).ok_or("no kernel")?;
+        assert!(k.wgsl.contains("subgroupAdd"));
     }
     // A device without subgroups keeps the chunked kernel.
-    let portable = build(&DeviceProfile::portable(), &llama_attention(1)?)?;
-    let k = attention(&portable).ok_or("no attention kernel")?;
-    assert!(!k.name.contains("split") && !k.uses_subgroups, "{}", k.name);
+    let portable = build(&DeviceProfile::portable(), &llama_attention(1, 300)?)?;
+    let names = attention_dispatches(&portable);
+    assert!(names.len() == 1 && !names[0].contains("subgroups") && !names[0].ends_with("_sg"), "{names:?}");
+    Ok(())
+}
+
+#[test]
+fn decode_attention_over_a_long_cache_splits_its_keys_through_a_workspace() -> R {
+    // Two layers' worth, caches of 4096 and 1024 rows (16 and 4 parts): both pairs share the one
+    // workspace, sized for the larger.
+    let mut g = llama_attention(1, 4096)?;
+    let first = g.outputs()[0];
+    let q = g.input("q2", [1, 32, 1, 64], DType::F32);
+    let k = g.input("k2", [1, 8, 1024, 64], DType::F32);
+    let v = g.input("v2", [1, 8, 1024, 64], DType::F32);
+    let len = g.input("len2", [1], DType::U32);
+    let scale = tessera_ir::float(0.125).ok_or("NaN")?;
+    let y = g.add(Op::Attention { scale, causal: true }, &[q, k, v, len])?;
+    g.set_outputs(vec![first, y])?;
+    let plan = build(&DeviceProfile::full(), &g)?;
+    let names = attention_dispatches(&plan);
+    assert_eq!(names.len(), 4, "{names:?}");
+    for pair in names.chunks(2) {
+        assert!(pair[0].ends_with("_parts_sg") && pair[1].ends_with("_combine_sg"), "{names:?}");
+    }
+    let workspaces: Vec<_> = plan.buffers.iter().filter(|b| b.label == "workspace").collect();
+    assert_eq!(workspaces.len(), 1);
+    // 32 rows x 16 parts (512 workgroups) x (64 value dims + max + sum) f32.
+    assert_eq!(workspaces[0].size, 32 * 16 * 66 * 4);
+    // The partials kernel writes the workspace last; the combine reads it first.
+    let ws = plan.buffers.iter().position(|b| b.label == "workspace").ok_or("no workspace")? as u32;
+    let parts: Vec<_> =
+        plan.dispatches.iter().filter(|d| plan.kernels[d.kernel].name.ends_with("_parts_sg")).collect();
+    let combines: Vec<_> =
+        plan.dispatches.iter().filter(|d| plan.kernels[d.kernel].name.ends_with("_combine_sg")).collect();
+    assert!(parts.iter().all(|d| d.buffers.last().map(|b| b.0) == Some(ws)));
+    assert!(combines.iter().all(|d| d.buffers.len() == 2 && d.buffers[0].0 == ws));
     Ok(())
 }
 

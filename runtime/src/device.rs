@@ -218,7 +218,10 @@ impl Gpu {
             .map_err(|error| RuntimeError::RequestDevice(format!("{}: {error}", info.name)))?;
         let health = DeviceHealth::watch(&device);
         let report = AdapterReport::new(&info, device.features(), &device.limits());
-        let profile = profile_of(&report, &device.limits());
+        let mut profile = profile_of(&report, &device.limits());
+        if info.device_type == wgpu::DeviceType::Cpu {
+            profile.parallelism = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+        }
         tracing::info!("tessera device: {}", report.short());
         let disk = options.pipeline_cache_dir.as_deref().and_then(|dir| DiskCache::open(&device, &info, dir));
         Ok(Gpu {
@@ -391,6 +394,7 @@ fn profile_of(report: &AdapterReport, limits: &wgpu::Limits) -> DeviceProfile {
         subgroup_min_size: report.features.subgroup_min_size,
         subgroup_max_size: report.features.subgroup_max_size,
         cooperative_matrix: report.features.cooperative_matrix && report.features.subgroups,
+        parallelism: 0,
         limits: Limits {
             max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size,
             max_buffer_size: limits.max_buffer_size,

@@ -88,7 +88,10 @@ pub fn run_gpu_with(
     bindings: &[(&str, Tensor)],
     options: &CompileOptions,
 ) -> Result<Vec<Tensor>, String> {
-    let plan = compiler::compile(graph, gpu.profile(), options).map_err(|e| format!("compile: {e}"))?;
+    // Shaped as for a GPU (parallelism unknown), so that lavapipe also runs the kernels a GPU
+    // would, such as the split decode attention; the profile's parallelism only shapes work.
+    let profile = compiler::DeviceProfile { parallelism: 0, ..gpu.profile().clone() };
+    let plan = compiler::compile(graph, &profile, options).map_err(|e| format!("compile: {e}"))?;
     let mut exe = gpu.load(&plan).map_err(|e| format!("load: {e}"))?;
     for (name, t) in bindings {
         if let Some(b) = plan.input(name) {

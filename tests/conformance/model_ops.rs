@@ -193,7 +193,7 @@ pub(crate) fn attention_cases(rng: &mut StdRng) -> Vec<Case> {
     // rows (< 128) run 256 keys per chunk with groups splitting the value sums and 128 rows and
     // up chunks of 64. Also: several 256-key chunks, Dv wider than a workgroup, fewer keys than
     // subgroups (or than keys per step), and Llama heads (32 over 8, D = 64 and 128, odd lengths).
-    let layouts: [AttentionLayout; 20] = [
+    let layouts: [AttentionLayout; 26] = [
         (1, 1, 1, 1, 1, 2, 2, false, &[1]),
         (1, 1, 1, 1, 1, 2, 2, true, &[1]),
         (1, 9, 3, 1, 64, 64, 64, true, &[1]),
@@ -214,6 +214,15 @@ pub(crate) fn attention_cases(rng: &mut StdRng) -> Vec<Case> {
         (1, 32, 8, 1, 300, 64, 64, true, &[257]),
         (1, 32, 8, 2, 160, 128, 128, true, &[151]),
         (1, 9, 3, 1, 700, 64, 64, true, &[613]),
+        // Split over the keys (fewer than 128 rows, a cache of 512 rows or more): an empty row
+        // beside a long one, a short length in a long cache (one part busy of 16), a long one,
+        // causal rows of different lengths, Dv wider than the combine's workgroup, odd lengths.
+        (2, 4, 2, 1, 1024, 32, 32, true, &[0, 1000]),
+        (1, 9, 3, 1, 4096, 64, 64, true, &[5]),
+        (1, 9, 3, 1, 4096, 64, 64, true, &[2500]),
+        (1, 4, 1, 3, 640, 128, 128, true, &[640]),
+        (1, 2, 2, 2, 600, 4, 300, false, &[600]),
+        (1, 2, 1, 1, 520, 8, 8, false, &[517]),
     ];
     for dtype in [DType::F32, DType::F16] {
         for (b_, hq, hkv, s, t, d, dv, causal, kv_len) in layouts {

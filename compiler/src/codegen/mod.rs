@@ -166,6 +166,20 @@ pub struct Launch {
     pub workgroups: [u32; 3],
 }
 
+/// How a launch binds its buffers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Binds {
+    /// The operands (or their prologues' leaves), then the output (or its epilogue's bindings).
+    Node,
+    /// The operands, then `bytes` of the plan's workspace: the first kernel of a split pair.
+    ToWorkspace {
+        /// Bytes the kernel writes.
+        bytes: u64,
+    },
+    /// The workspace, then the output: the second kernel, folding what the first wrote.
+    FromWorkspace,
+}
+
 /// What every kernel generator needs to know about the target.
 #[derive(Clone, Debug)]
 pub struct Target<'a> {

@@ -4,7 +4,7 @@
 // chunk's keys (group g takes keys g, g + GROUPS, ...), each invocation accumulating p_j * v_j[d]
 // for its output dims d = t + e * GW; the groups' sums are added at the end (they share the
 // running max, so they add exactly). Keys stop at the row's limit, computed from kv_len at run
-// time (never the cache's capacity T); f32 accumulation. Generated above: ROWS, HQ, HKV, S, T,
+// time (never the cache's capacity T); f32 accumulation. Generated above: QROWS, HQ, HKV, S, T,
 // D, Q_ROW (D, at least 1), DV, DV_ROW (DV, at least 1), DV_PER, GROUPS, GW, GROUP_ACC, CAUSAL, SCALE, WG,
 // GRID_X, attention_row (attention_row.wgsl), load_q, load_k, load_v, load_len, store_y, block_max.
 var<workgroup> q_row: array<f32, Q_ROW>;
@@ -15,7 +15,7 @@ var<workgroup> group_l: array<f32, GROUPS>;
 
 @compute @workgroup_size(WG)
 fn main(ids: Ids) {
-    let at = attention_row(ids.wid);
+    let at = attention_row(ids.wid.x + ids.wid.y * GRID_X);
     let valid = at.valid;
     let q_at = at.q_at;
     let kv_base = at.kv_base;

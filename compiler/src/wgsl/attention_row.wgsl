@@ -1,6 +1,6 @@
 // The query row a workgroup of the attention kernels computes, and the keys it sees.
 struct AttentionRow {
-    // False for the padding workgroups past ROWS (they see no key and store nothing).
+    // False for the padding workgroups past QROWS (they see no key and store nothing).
     valid: bool,
     // Flat index of the row (b, h, i) in q and the output.
     q_at: u32,
@@ -10,10 +10,9 @@ struct AttentionRow {
     limit: u32,
 }
 
-fn attention_row(wid: vec3<u32>) -> AttentionRow {
-    let row = wid.x + wid.y * GRID_X;
-    let valid = row < ROWS;
-    let q_at = min(row, ROWS - 1u);
+fn attention_row(row: u32) -> AttentionRow {
+    let valid = row < QROWS;
+    let q_at = min(row, QROWS - 1u);
     let i = q_at % S;
     let h = (q_at / S) % HQ;
     let b = q_at / (S * HQ);
