@@ -379,3 +379,38 @@ fn short_cooperative_grids_take_the_narrower_tile() -> R {
     assert!(tile(512, 4096)?.ends_with("_64x256"), "{}", tile(512, 4096)?);
     Ok(())
 }
+
+#[test]
+fn decode_gemvs_over_long_rows_split_k_between_two_subgroups() -> R {
+    // The integer-dot gemv (x rounded to int8) on subgroups of 32 in workgroups of 512.
+    let mut profile = cooperative_profile();
+    profile.limits.max_compute_invocations_per_workgroup = 1024;
+    profile.limits.max_compute_workgroup_size_x = 1024;
+    let gemv = |m: usize, k: usize, n: usize| -> Result<(String, [u32; 3]), Box<dyn std::error::Error>> {
+        let mut g = Graph::new();
+        let x = g.input("x", [m, k], DType::F32);
+        let x = g.add(Op::RoundInt8 { block: 32 }, &[x])?;
+        let w = g.param("w", [n, k / 8], DType::U32);
+        let s = g.param("s", [n, k / 32], DType::F16);
+        let b = g.param("b", [n, k / 32], DType::F16);
+        let y = g.add(Op::QuantMatMul { bits: 4, group_size: 32 }, &[x, w, s, b])?;
+        g.set_outputs(vec![y])?;
+        let plan = compile(&g, &profile, &CompileOptions::default())?;
+        assert_eq!(plan.dispatches.len(), 1, "the rounding fuses into the gemv");
+        let kernel = &plan.kernels[plan.dispatches[0].kernel];
+        assert!(kernel.name.starts_with("quant_gemv4i8"), "{}", kernel.name);
+        Ok((kernel.wgsl.clone(), plan.dispatches[0].workgroups))
+    };
+    // K = 4096 is 128 chunks a row, 4 per lane: two subgroups share each row, so the 16
+    // subgroups of a workgroup take 8 rows (R = 1) and 64 rows need 8 workgroups.
+    let (wgsl, groups) = gemv(1, 4096, 64)?;
+    assert!(wgsl.contains("const KS: u32 = 2u;"));
+    assert_eq!(groups[0] * groups[1], 8);
+    // Shorter rows, and prompts, keep one subgroup per row (16 rows per workgroup).
+    for (m, k) in [(1, 2048), (2, 4096)] {
+        let (wgsl, groups) = gemv(m, k, 64)?;
+        assert!(wgsl.contains("const KS: u32 = 1u;"), "m = {m}, k = {k}");
+        assert_eq!(groups[0] * groups[1], 4);
+    }
+    Ok(())
+}

@@ -315,7 +315,8 @@ pub(crate) fn quant_matmul_cases(rng: &mut StdRng) -> Vec<Case> {
 /// `round_int8` alone and as the x of quantized gemvs, which round x themselves where the
 /// adapter has the integer-dot kernel (fused, with an RMSNorm or a SwiGLU below it).
 /// K = 4096 at 8 rows of x (and 576 at 32 rows, 8-bit) needs several tiles of staged x; N = 21
-/// and 783 end in part-filled workgroups.
+/// and 783 end in part-filled workgroups. One row of x with long rows splits K between two
+/// subgroups per row (at [1, 1024] x [16400, 1024] with two rows per subgroup on lavapipe).
 pub(crate) fn round_int8_cases(rng: &mut StdRng) -> Vec<Case> {
     let mut cases = Vec::new();
     let round = Op::RoundInt8 { block: 32 };
@@ -339,6 +340,7 @@ pub(crate) fn round_int8_cases(rng: &mut StdRng) -> Vec<Case> {
         (3, 192, 50),
         (8, 4096, 21),
         (1, 4096, 37),
+        (1, 1024, 16400),
         (5, 320, 9),
         (12, 256, 70),
         (16, 1024, 45),

@@ -249,15 +249,20 @@ pub fn gemv(
             w.constant("TILE", tile);
             w.constant("SG", sg);
             w.constant("ROWS", rows as u32);
-            w.workgroup_bytes(slot_bytes + tile * staged_chunk_bytes(m, &weights));
+            w.constant("KS", 1);
+            w.constant("KPARTS", 1);
+            w.workgroup_bytes(slot_bytes + 4 + tile * staged_chunk_bytes(m, &weights));
             w.include(SUBGROUP_STORE);
             w.include(SUBGROUP_ROWS);
         }
-        GemvKernel::Int8Rows { tile, sg } => {
+        GemvKernel::Int8Rows { tile, sg, ks } => {
             w.constant("TILE", tile);
             w.constant("SG", sg);
             w.constant("ROWS", rows as u32);
-            w.workgroup_bytes(slot_bytes + tile * int8_chunk_bytes(m, weights.codes()));
+            w.constant("KS", ks);
+            let kparts = k_split_partials(ks, wg, sg, r * m);
+            w.constant("KPARTS", kparts);
+            w.workgroup_bytes(slot_bytes + 4 * kparts + tile * int8_chunk_bytes(m, weights.codes()));
             w.include(SUBGROUP_STORE);
             w.include(INT8_ROWS);
         }
@@ -277,8 +282,9 @@ enum GemvKernel {
     /// x staged as in `Staged`; each subgroup (of the fixed size `sg`) owns R rows, its lanes
     /// striding over their chunks, and sums its partials with subgroupAdd alone.
     SubgroupRows { tile: u32, sg: u32 },
-    /// As `SubgroupRows` with x rounded to int8 as it is staged and integer dot products.
-    Int8Rows { tile: u32, sg: u32 },
+    /// As `SubgroupRows` with x rounded to int8 as it is staged and integer dot products; `ks`
+    /// subgroups share each subgroup's rows, each summing a slice of K.
+    Int8Rows { tile: u32, sg: u32, ks: u32 },
 }
 
 /// A gemv's kernel, workgroup size and rows per workgroup.
@@ -293,9 +299,8 @@ impl GemvLayout {
     /// Output rows a workgroup computes.
     fn rows_per_workgroup(&self) -> usize {
         match self.kernel {
-            GemvKernel::SubgroupRows { sg, .. } | GemvKernel::Int8Rows { sg, .. } => {
-                self.r * (self.wg / sg) as usize
-            }
+            GemvKernel::SubgroupRows { sg, .. } => self.r * (self.wg / sg) as usize,
+            GemvKernel::Int8Rows { sg, ks, .. } => self.r * (self.wg / sg / ks) as usize,
             _ => self.r,
         }
     }
@@ -382,7 +387,8 @@ impl GemvLayout {
             return None;
         }
         let r = (weights.rows() / (SUBGROUP_ROWS_MIN_WORKGROUPS * subgroups)).clamp(1, r_max);
-        let norm_slots = 4 * m as u32 * slot_rows(target, wg);
+        // The RMSNorm slots, and the one float of the (unused) K-split meeting place.
+        let norm_slots = 4 * m as u32 * slot_rows(target, wg) + 4;
         let limit = target.profile.limits.max_compute_workgroup_storage_size;
         let fit = limit.saturating_sub(norm_slots) / staged_chunk_bytes(m, weights);
         let tile = if fit >= vecs { vecs } else { fit - fit % sg };
@@ -403,17 +409,35 @@ impl GemvLayout {
         if !fixed || wg < sg || !wg.is_power_of_two() || m == 0 || m > INT8_GEMV_MAX_ROWS {
             return None;
         }
-        let subgroups = (wg / sg) as usize;
+        let vecs = u32::try_from(vecs).ok()?;
+        let ks = int8_k_split(m, vecs, sg, wg);
+        let subgroups = (wg / sg / ks) as usize;
         // A lane may store several of the subgroup's R * M partials (store_subgroup_rows).
         let r = (n / (INT8_ROWS_MIN_WORKGROUPS * subgroups)).clamp(1, max_rows_per_subgroup(m));
-        let norm_slots = 4 * m as u32 * slot_rows(target, wg);
+        let kparts = 4 * k_split_partials(ks, wg, sg, r * m);
+        let norm_slots = 4 * m as u32 * slot_rows(target, wg) + kparts;
         let fit =
             limits.max_compute_workgroup_storage_size.saturating_sub(norm_slots) / int8_chunk_bytes(m, codes);
-        let vecs = u32::try_from(vecs).ok()?;
         // A tile of several is a multiple of SG chunks, so whole blocks of 32 values.
         let tile = if fit >= vecs { vecs } else { fit - fit % sg };
-        (tile > 0).then_some(GemvLayout { kernel: GemvKernel::Int8Rows { tile, sg }, wg, r })
+        (tile > 0).then_some(GemvLayout { kernel: GemvKernel::Int8Rows { tile, sg, ks }, wg, r })
     }
+}
+
+/// Subgroups sharing each row of the integer-dot gemv (each summing every KS-th run of SG
+/// chunks): 2 in decode where a row is at least 4 chunks per lane, so each subgroup streams
+/// twice the rows over half of K. H100, dummy q4 decode tok/s against 1 on the same machine: 8B
+/// (K >= 4096) 332.1 / 332.1 vs 324.2 / 324.4; 1B (K = 2048 but for down_proj) 1071 / 1069 vs
+/// 1080 / 1083 and SmolLM2 1006 vs 1024 with every gemv split. 4 subgroups a row lost in
+/// another call (8B 291 against 317 for 2).
+fn int8_k_split(m: usize, vecs: u32, sg: u32, wg: u32) -> u32 {
+    let subgroups = wg / sg;
+    if m == 1 && vecs >= 4 * sg && subgroups.is_multiple_of(2) { 2 } else { 1 }
+}
+
+/// Workgroup floats where the `ks` subgroups of a row meet (`rm` partials per subgroup).
+fn k_split_partials(ks: u32, wg: u32, sg: u32, rm: usize) -> u32 {
+    if ks > 1 { (wg / sg) * rm as u32 } else { 1 }
 }
 
 /// Rows of weights each invocation (or subgroup) takes at most for `m` rows of x: its `R * M`

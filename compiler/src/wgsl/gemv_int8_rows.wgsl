@@ -45,7 +45,9 @@ fn row_dot8(c: Chunk, r: u32, x: array<vec4<u32>, XV>, d: vec2<f32>) -> f32 {
 
 @compute @workgroup_size(WG)
 fn main(ids: Ids) {
-    let n0 = (ids.wid.x + ids.wid.y * GRID_X) * ROWS + ids.sg_id * R;
+    // KS subgroups share R rows, each taking every KS-th run of SG chunks.
+    let n0 = (ids.wid.x + ids.wid.y * GRID_X) * ROWS + ids.sg_id / KS * R;
+    let slice = ids.sg_id % KS;
     // The invocation's place in the tile by subgroup ids, which the shuffles pair lanes by.
     let me = ids.sg_id * SG + ids.sg_lane;
     var acc: array<f32, RM>;
@@ -95,7 +97,7 @@ fn main(ids: Ids) {
             }
         }
         workgroupBarrier();
-        for (var v = c0 + ids.sg_lane; v < end; v = v + SG) {
+        for (var v = c0 + slice * SG + ids.sg_lane; v < end; v = v + KS * SG) {
             let c = fetch(n0, v);
             for (var m = 0u; m < M; m = m + 1u) {
                 var x: array<vec4<u32>, XV>;
