@@ -227,6 +227,7 @@ fn split(target: &Target, node: &Node, sg: u32, parts: usize) -> Result<Vec<(Lau
     w.load_fn("load_ws", &rb);
     let ob = w.write(node.out.dtype, node.out.storage);
     w.store_fn("store_y", &ob);
+    w.workgroup_bytes(4 * parts as u32);
     w.include(ATTENTION_COMBINE);
     let combine = Launch { kernel: w.finish(), workgroups: grid.workgroups };
     let bytes = buffer_bytes(ws_len as usize, Storage::F32);
