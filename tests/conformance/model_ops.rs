@@ -6,7 +6,9 @@ use crate::common::Domain;
 use rand::Rng;
 use rand::rngs::StdRng;
 use tessera::layers::ir::interp::Tensor;
-use tessera::layers::ir::{BinaryOp, DType, NodeId, Op, ReduceKind, Shape, SliceRange, UnaryOp, float};
+use tessera::layers::ir::{
+    BinaryOp, DType, NodeId, Op, ReduceKind, RopeStyle, Shape, SliceRange, UnaryOp, float,
+};
 
 pub(crate) fn iota_cases(rng: &mut StdRng) -> Vec<Case> {
     let mut cases = Vec::new();
@@ -180,6 +182,41 @@ pub(crate) fn state_cases(rng: &mut StdRng) -> Vec<Case> {
             let y = b.op(op.clone(), &[q, k, v, len]);
             cases.push(b.finish(format!("state kv cache {dtype} S={s} at {pos}, attention"), op, y, 64));
         }
+    }
+    // A decode step's RoPE: the table (positions times inv_freq, its cos and sin) read by the
+    // keys' cache write and by the attention's queries. Up to 4096 angles the fusion recomputes
+    // the table inside both kernels; 130 positions of 32 angles materialize it.
+    for (s, pos) in [(1, 9), (3, 40), (130, 2)] {
+        let (hq, hkv, d, rows) = (4, 2, 64, 136);
+        let mut b = Builder::new(rng);
+        let positions = b.data(&[s], DType::U32, (pos..pos + s).map(|p| p as f64).collect());
+        let inv_freq: Vec<f64> = (0..d / 2).map(|i| 10000f64.powf(-2.0 * i as f64 / d as f64)).collect();
+        let inv_freq = b.data(&[1, d / 2], DType::F32, inv_freq);
+        let angles = b.op(Op::Cast { to: DType::F32 }, &[positions]);
+        let angles = b.op(Op::Reshape { shape: Shape::from([s, 1]) }, &[angles]);
+        let angles = b.op(Op::Binary(BinaryOp::Mul), &[angles, inv_freq]);
+        let cos = b.op(Op::Unary(UnaryOp::Cos), &[angles]);
+        let sin = b.op(Op::Unary(UnaryOp::Sin), &[angles]);
+        let rope = Op::Rope { style: RopeStyle::HalfSplit };
+        let q = b.input(&[1, hq, s, d], DType::F32, Domain::Any);
+        let q = b.op(rope.clone(), &[q, cos, sin]);
+        let k = b.input(&[1, hkv, s, d], DType::F32, Domain::Any);
+        let k = b.op(rope.clone(), &[k, cos, sin]);
+        let v = b.input(&[1, hkv, s, d], DType::F32, Domain::Any);
+        let at = b.data(&[1], DType::U32, vec![pos as f64]);
+        let len = b.data(&[1], DType::U32, vec![(pos + s) as f64]);
+        let k_cache = b.op(state("k", &[1, hkv, rows, d], DType::F32), &[]);
+        let v_cache = b.op(state("v", &[1, hkv, rows, d], DType::F32), &[]);
+        let k = b.op(Op::WriteSlice { axis: 2 }, &[k_cache, k, at]);
+        let v = b.op(Op::WriteSlice { axis: 2 }, &[v_cache, v, at]);
+        let op = Op::Attention { scale: float(0.125).expect("not NaN"), causal: true };
+        let y = b.op(op.clone(), &[q, k, v, len]);
+        cases.push(b.finish(
+            format!("rope table inline: S={s} at {pos}, cache write and attention"),
+            rope,
+            y,
+            rows,
+        ));
     }
     cases
 }

@@ -266,6 +266,26 @@ fn hosts_epilogue(op: &Op) -> bool {
     }
 }
 
+/// Elements up to which a rotary table (RoPE's angles, their cos and their sin, computed from
+/// the graph's inputs and parameters alone) is recomputed by every kernel applying RoPE: a
+/// decode step's table, a few dozen values each, then costs no dispatch of its own.
+const SMALL_TABLE: usize = 4096;
+
+/// `small[i]`: node `i` is an elementwise or view op of at most [`SMALL_TABLE`] elements over
+/// inputs, parameters and constants only (no kernel's result, no state).
+fn small_tables(graph: &Graph) -> Vec<bool> {
+    let mut small = vec![false; graph.len()];
+    for (id, node) in graph.iter() {
+        let source =
+            matches!(node.op, Op::Input { .. } | Op::Param { .. } | Op::Constant { .. } | Op::Iota { .. });
+        let computed = inline_kind(&node.op) != Ctx::None
+            && !matches!(node.op, Op::Rope { .. })
+            && node.inputs.iter().all(|i| small[i.index()]);
+        small[id.index()] = node.shape.numel() <= SMALL_TABLE && (source || computed);
+    }
+    small
+}
+
 /// True when `user` is a quantized gemv at operand `slot` 0 that rounds an x of `node`'s shape
 /// to int8 itself (so `node`, a `round_int8`, can be its prologue's root).
 fn int8_gemv_reads(target: &Target, graph: &Graph, node: &Node, user: NodeId, slot: usize) -> bool {
@@ -297,6 +317,16 @@ pub fn schedule(graph: &Graph, target: &Target, live: &[bool], in_place: &[bool]
     let mut s = Schedule::unfused(n);
     let mut ctx_of = vec![Ctx::None; n];
     let gemv: Vec<bool> = nodes.iter().map(|node| dense_gemv(graph, node)).collect();
+    let small = small_tables(graph);
+    // `table[i]`: a small table whose every reader is RoPE's cos or sin, or such a table.
+    let mut table = vec![false; n];
+    for i in (0..n).rev() {
+        let rotary = |&(u, slot): &(NodeId, usize)| match nodes[u.index()].op {
+            Op::Rope { .. } => slot > 0,
+            _ => table[u.index()],
+        };
+        table[i] = small[i] && !users[i].is_empty() && users[i].iter().all(rotary);
+    }
     for i in (0..n).rev() {
         let node = &nodes[i];
         if let Op::RoundInt8 { .. } = node.op {
@@ -339,14 +369,14 @@ pub fn schedule(graph: &Graph, target: &Target, live: &[bool], in_place: &[bool]
             };
             ctx = ctx.min(c);
         }
-        if users[i].len() > 1 {
+        if users[i].len() > 1 && !table[i] {
             ctx = ctx.min(Ctx::Views);
         }
         // Prologue loads return the compute type where a raw load is expected: f32 only there.
         if ctx == Ctx::Views && node.dtype != DType::F32 {
             ctx = Ctx::None;
         }
-        if ctx != Ctx::None && kind <= ctx {
+        if ctx != Ctx::None && (kind <= ctx || table[i]) {
             s.inlined[i] = true;
             ctx_of[i] = ctx;
         }
