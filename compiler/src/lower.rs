@@ -136,12 +136,17 @@ pub fn lower(
                     reason: "reads a workspace no kernel wrote".into(),
                 })?);
             }
+            // Prologue leaves are bound once per kernel, as `KernelWriter::read` binds them.
+            let mut prologue_leaves = Vec::new();
             for (j, &k) in launch_used.iter().enumerate() {
                 let operand = host_node.inputs[k];
                 match fusion.prologues.get(j).and_then(Option::as_ref) {
                     Some(_) => {
                         for l in schedule.slot_leaves(graph, host, k) {
-                            bound.push(buffer(l)?);
+                            if !prologue_leaves.contains(&l) {
+                                prologue_leaves.push(l);
+                                bound.push(buffer(l)?);
+                            }
                         }
                     }
                     None => bound.push(buffer(operand)?),

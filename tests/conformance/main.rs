@@ -599,12 +599,13 @@ fn check_every_op(gpu: &Gpu, label: &str) {
 }
 
 /// A decode loop: one loaded plan run step after step keeps its KV cache states, as the
-/// interpreter does with `run_with_states`.
+/// interpreter does with `run_with_states`. With RoPE on the keys, the attention writes them into
+/// the cache itself (no kernel of their own), so a later step sees them only if that store ran.
 #[test]
 fn kv_cache_states_persist_across_runs() {
     let Some(gpu) = gpu() else { return };
     let mut rng = rng(0x5747e);
-    for dtype in [DType::F32, DType::F16] {
+    for (dtype, rope) in [(DType::F32, false), (DType::F16, false), (DType::F32, true)] {
         let mut g = Graph::new();
         let state = |name: &str| Op::State { name: name.into(), shape: Shape::from([1, 2, 16, 8]), dtype };
         let q = g.input("q", [1, 4, 1, 8], dtype);
@@ -612,7 +613,18 @@ fn kv_cache_states_persist_across_runs() {
         let v_new = g.input("v_new", [1, 2, 1, 8], dtype);
         let pos = g.input("pos", [1], DType::U32);
         let len = g.input("len", [1], DType::U32);
+        let inv_freq = rope.then(|| g.input("inv_freq", [1, 4], DType::F32));
         let mut add = |op: Op, inputs: &[NodeId]| g.add(op, inputs).expect("building the decode graph");
+        let k_new = if let Some(inv_freq) = inv_freq {
+            let angles = add(Op::Cast { to: DType::F32 }, &[pos]);
+            let angles = add(Op::Reshape { shape: Shape::from([1, 1]) }, &[angles]);
+            let angles = add(Op::Binary(BinaryOp::Mul), &[angles, inv_freq]);
+            let cos = add(Op::Unary(UnaryOp::Cos), &[angles]);
+            let sin = add(Op::Unary(UnaryOp::Sin), &[angles]);
+            add(Op::Rope { style: RopeStyle::HalfSplit }, &[k_new, cos, sin])
+        } else {
+            k_new
+        };
         let (k_cache, v_cache) = (add(state("k"), &[]), add(state("v"), &[]));
         let k = add(Op::WriteSlice { axis: 2 }, &[k_cache, k_new, pos]);
         let v = add(Op::WriteSlice { axis: 2 }, &[v_cache, v_new, pos]);
@@ -620,16 +632,24 @@ fn kv_cache_states_persist_across_runs() {
         let y = add(op.clone(), &[q, k, v, len]);
         g.add_output(y).expect("output");
         let plan = compiler::compile(&g, gpu.profile(), &CompileOptions::default()).expect("compile");
+        // The keys' write costs a dispatch only without RoPE (with it, the attention stores them).
+        let writes =
+            plan.dispatches.iter().filter(|d| plan.kernels[d.kernel].name.contains("write_slice")).count();
+        assert_eq!(writes, if rope { 1 } else { 2 }, "write_slice dispatches, rope {rope}");
         let mut exe = gpu.load(&plan).expect("load");
         let mut states = HashMap::new();
+        let freqs: Vec<f64> = (0..4).map(|i| 0.5f64.powi(i)).collect();
         for step in 0..6u32 {
-            let bindings = vec![
+            let mut bindings = vec![
                 ("q", random(&mut rng, &[1, 4, 1, 8], dtype, Domain::Any)),
                 ("k_new", random(&mut rng, &[1, 2, 1, 8], dtype, Domain::Any)),
                 ("v_new", random(&mut rng, &[1, 2, 1, 8], dtype, Domain::Any)),
                 ("pos", Tensor::new([1], DType::U32, vec![step as f64])),
                 ("len", Tensor::new([1], DType::U32, vec![step as f64 + 1.0])),
             ];
+            if rope {
+                bindings.push(("inv_freq", Tensor::new([1, 4], DType::F32, freqs.clone())));
+            }
             let want = interp::run_with_states(&g, &bindings, &mut states).expect("interpreter");
             for (name, t) in &bindings {
                 let b = plan.input(name).expect("input binding");
@@ -643,7 +663,7 @@ fn kv_cache_states_persist_across_runs() {
                 decode(&out[0], b.storage)[..want[0].data.len()].to_vec(),
             );
             compare(&got, &want[0], tolerance(&op, dtype, 16))
-                .unwrap_or_else(|e| panic!("decode step {step} {dtype}: {e}"));
+                .unwrap_or_else(|e| panic!("decode step {step} {dtype}, rope {rope}: {e}"));
         }
     }
 }

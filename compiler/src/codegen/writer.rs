@@ -2,12 +2,12 @@
 //! included prelude/hand-kernel text, and the glue functions (loads, stores, index math).
 
 use super::{Scalar, Storage, Target};
-use crate::fuse::inline::KernelFusion;
+use crate::fuse::inline::{CacheWrite, Inline, KernelFusion};
 use crate::{Access, KernelSource};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Arc;
-use tessera_ir::DType;
+use tessera_ir::{DType, NodeId};
 
 /// The elementwise prelude (every per-op function).
 pub const PRELUDE: &str = include_str!("../wgsl/prelude.wgsl");
@@ -93,6 +93,8 @@ pub struct KernelWriter {
     reads: usize,
     error: Option<crate::CompileError>,
     norm: Option<String>,
+    cache_rows: Option<(Inline, CacheWrite, String, Vec<Binding>)>,
+    prologue_leaves: Vec<(NodeId, Binding)>,
 }
 
 impl KernelWriter {
@@ -114,6 +116,8 @@ impl KernelWriter {
             reads: 0,
             error: None,
             norm: None,
+            cache_rows: None,
+            prologue_leaves: Vec::new(),
         };
         w.constant("WG", workgroup_size);
         w
@@ -126,18 +130,39 @@ impl KernelWriter {
     }
 
     /// Adds the next binding, read-only, named `in{N}`; with a prologue for this read, binds the
-    /// prologue's leaves instead and returns a binding that loads through `vload{j}`.
+    /// prologue's leaves instead (those an earlier prologue bound are shared) and returns a
+    /// binding that loads through `vload{j}`.
     pub fn read(&mut self, dtype: DType, storage: Storage) -> Binding {
         let j = self.reads;
         self.reads += 1;
         let prologue = self.fusion.as_ref().and_then(|f| f.prologues.get(j).cloned().flatten());
         if let Some(inline) = prologue {
-            let leaves: Vec<Binding> =
-                inline.leaves.iter().map(|v| self.read_buffer(v.dtype, v.storage)).collect();
+            // A node another prologue reads too is bound once; a cache write's state is stored
+            // into as well as read (`cache_rows_fn`).
+            let write = inline.cache_write();
+            let mut leaves = Vec::with_capacity(inline.leaves.len());
+            for (k, (v, &node)) in inline.leaves.iter().zip(&inline.nodes).enumerate() {
+                if let Some((_, b)) = self.prologue_leaves.iter().find(|(n, _)| *n == node) {
+                    leaves.push(b.clone());
+                    continue;
+                }
+                let b = match write {
+                    Some(wr) if wr.state == k => {
+                        let name = format!("in{}", self.bindings.len());
+                        self.bind(name, v.dtype, v.storage, Access::ReadWrite)
+                    }
+                    _ => self.read_buffer(v.dtype, v.storage),
+                };
+                self.prologue_leaves.push((node, b.clone()));
+                leaves.push(b);
+            }
             let name = format!("vload{j}");
             match inline.load_fn(&name, &leaves) {
                 Ok(text) => self.function(&text),
                 Err(e) => self.error = Some(e),
+            }
+            if let Some(wr) = write {
+                self.cache_rows = Some((inline.clone(), wr, name.clone(), leaves.clone()));
             }
             if let Some(norm) = inline.norm_fns(&leaves) {
                 self.norm = Some(norm);
@@ -197,6 +222,18 @@ impl KernelWriter {
             return Binding { name: "vstore".into(), storage, dtype, call: true };
         }
         self.bind("out".into(), dtype, storage, Access::ReadWrite)
+    }
+
+    /// Defines `fn write_cache_rows(group: u32, lane: u32)`, which a kernel whose grid has
+    /// `groups` workgroups calls in each of them (before any early return): it stores the new
+    /// rows of a cache write the kernel reads through (see `Inline::cache_rows_fn`), and does
+    /// nothing in a kernel without one.
+    pub fn cache_rows_fn(&mut self, groups: u32) {
+        let text = match self.cache_rows.take() {
+            Some((inline, write, load, leaves)) => inline.cache_rows_fn(&write, &load, &leaves, groups),
+            None => "fn write_cache_rows(group: u32, lane: u32) {}\n".into(),
+        };
+        self.function(&text);
     }
 
     /// True when a read so far takes an RMSNorm prologue whose row scale the kernel applies.

@@ -29,7 +29,8 @@ pub fn inline_of(
         seen: HashMap::new(),
     };
     b.visit(root);
-    Inline { leaves: b.leaves.iter().map(|&l| value(l)).collect(), ops: b.ops, acc: acc.map(value) }
+    let leaves = b.leaves.iter().map(|&l| value(l)).collect();
+    Inline { leaves, nodes: b.leaves, ops: b.ops, acc: acc.map(value) }
 }
 
 struct Builder<'a> {
