@@ -185,9 +185,11 @@ pub(crate) fn state_cases(rng: &mut StdRng) -> Vec<Case> {
     }
     // A decode step's RoPE: the table (positions times inv_freq, its cos and sin) read by the
     // keys' cache write and by the attention's queries. Up to 4096 angles the fusion recomputes
-    // the table inside both kernels; 130 positions of 32 angles materialize it.
-    for (s, pos) in [(1, 9), (3, 40), (130, 2)] {
-        let (hq, hkv, d, rows) = (4, 2, 64, 136);
+    // the table inside the attention, which also writes the few new keys into their cache; 130
+    // positions of 32 angles materialize it (and the keys' write is a kernel). A 1024-row cache
+    // splits the attention over its keys.
+    for (s, pos, rows) in [(1, 9, 136), (3, 40, 136), (130, 2, 136), (1, 700, 1024)] {
+        let (hq, hkv, d) = (4, 2, 64);
         let mut b = Builder::new(rng);
         let positions = b.data(&[s], DType::U32, (pos..pos + s).map(|p| p as f64).collect());
         let inv_freq: Vec<f64> = (0..d / 2).map(|i| 10000f64.powf(-2.0 * i as f64 / d as f64)).collect();
@@ -212,7 +214,7 @@ pub(crate) fn state_cases(rng: &mut StdRng) -> Vec<Case> {
         let op = Op::Attention { scale: float(0.125).expect("not NaN"), causal: true };
         let y = b.op(op.clone(), &[q, k, v, len]);
         cases.push(b.finish(
-            format!("rope table inline: S={s} at {pos}, cache write and attention"),
+            format!("rope table inline: S={s} at {pos} of {rows}, cache write and attention"),
             rope,
             y,
             rows,
