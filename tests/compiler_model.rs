@@ -57,20 +57,19 @@ fn smollm2_decode_dispatches_and_optimize_time() {
     let bytes = |p: &tessera_compiler::Plan| p.report.iter().map(|r| r.bytes).sum::<u64>();
     eprintln!("bytes bound per token: {} -> {}", bytes(&before), bytes(&after));
     assert!(before.dispatches.len() > 20 * layers, "the unfused decode graph: {}", before.dispatches.len());
-    // 6 per layer (qkv with RMSNorm, also writing v into its cache; attention in two, its keys
-    // split over workgroups and the parts combined, as a GPU profile does over a 1024-row cache,
-    // the first also applying RoPE to k and writing it into its cache; o + residual; gate_up with
-    // RMSNorm; down with SwiGLU + residual) and 3 outside (embedding gather, logits, argmax: the
-    // rotary table is recomputed inline).
-    assert!(after.dispatches.len() <= 6 * layers + 3, "{} dispatches", after.dispatches.len());
+    // 7 per layer (qkv with RMSNorm, also writing v into its cache; k rope + cache write;
+    // attention in two, its keys split over workgroups and the parts combined, as a GPU profile
+    // does over a 1024-row cache; o + residual; gate_up with RMSNorm; down with SwiGLU + residual)
+    // and 3 outside (embedding gather, logits, argmax: the rotary table is recomputed inline).
+    assert!(after.dispatches.len() <= 7 * layers + 3, "{} dispatches", after.dispatches.len());
     let attention = |p: &tessera_compiler::Plan, suffix: &str| {
         p.dispatches.iter().filter(|d| p.kernels[d.kernel].name.ends_with(suffix)).count()
     };
     assert_eq!(attention(&after, "_parts_sg"), layers);
     assert_eq!(attention(&after, "_combine_sg"), layers);
-    // A CPU adapter of 2 threads keeps one attention kernel per layer: 5 per layer.
+    // A CPU adapter of 2 threads keeps one attention kernel per layer: 6 per layer.
     let cpu = DeviceProfile { parallelism: 2, ..profile.clone() };
     let on_cpu = compile(&graph, &cpu, &options).expect("optimized plan for a CPU adapter");
-    assert!(on_cpu.dispatches.len() <= 5 * layers + 3, "{} dispatches", on_cpu.dispatches.len());
+    assert!(on_cpu.dispatches.len() <= 6 * layers + 3, "{} dispatches", on_cpu.dispatches.len());
     assert!(optimize_ms < 2000.0, "optimize took {optimize_ms:.0} ms");
 }

@@ -4,7 +4,7 @@
 //! pipeline validates by default) and respects the binding limit of the profile.
 
 use tessera_compiler::{CompileOptions, DeviceProfile, Plan, compile};
-use tessera_ir::{BinaryOp, DType, Graph, NodeId, Op, RopeStyle, Shape, UnaryOp, float};
+use tessera_ir::{BinaryOp, DType, Graph, NodeId, Op, RopeStyle, Shape, SliceRange, UnaryOp, float};
 
 /// One Llama block for `s` tokens: hidden 64, 4 query heads, 2 KV heads of 16, MLP 96; with
 /// `int8`, each quantized matmul reads x rounded to int8 (as decode steps do).
@@ -141,4 +141,20 @@ fn switches_turn_each_step_off() {
     let plan = compile(&g, &profile, &no_fuse).expect("compiles");
     assert_eq!(plan.dispatches.len(), 22);
     assert!(plan.report.iter().all(|r| r.ops.len() == 1));
+}
+
+#[test]
+fn prologues_reading_one_buffer_bind_it_once() {
+    // Both operands of the matmul are views of x: its kernel binds x once, then its output.
+    let mut g = Graph::new();
+    let x = g.input("x", [8, 8], DType::F32);
+    let t = g.add(Op::Permute { perm: vec![1, 0] }, &[x]).expect("permute");
+    let all = SliceRange { start: 0, stop: 8, step: 1 };
+    let half = SliceRange { start: 0, stop: 8, step: 2 };
+    let s = g.add(Op::Slice { ranges: vec![all, half] }, &[x]).expect("slice");
+    let y = g.add(Op::MatMul, &[t, s]).expect("matmul");
+    g.add_output(y).expect("output");
+    let plan = compile(&g, &DeviceProfile::full(), &CompileOptions::default()).expect("compiles");
+    assert_eq!(plan.dispatches.len(), 1, "{:?}", plan.kernels.iter().map(|k| &k.name).collect::<Vec<_>>());
+    assert_eq!(plan.kernels[0].bindings.len(), 2, "{}", plan.kernels[0].wgsl);
 }

@@ -185,8 +185,7 @@ pub(crate) fn state_cases(rng: &mut StdRng) -> Vec<Case> {
     }
     // A decode step's RoPE: the table (positions times inv_freq, its cos and sin) read by the
     // keys' cache write and by the attention's queries. Up to 4096 angles the fusion recomputes
-    // the table inside the attention, which also writes the few new keys into their cache; 130
-    // positions of 32 angles materialize it (and the keys' write is a kernel). A 1024-row cache
+    // the table inside both kernels; 130 positions of 32 angles materialize it. A 1024-row cache
     // splits the attention over its keys.
     for (s, pos, rows) in [(1, 9, 136), (3, 40, 136), (130, 2, 136), (1, 700, 1024)] {
         let (hq, hkv, d) = (4, 2, 64);

@@ -137,7 +137,7 @@ pub fn attention(
     }
     let chunk = if rows < FEW_ROWS { FEW_ROWS_CHUNK } else { CHUNK };
     let (mut w, grid) = row_kernel(target, node.name.clone(), rows, chunk)?;
-    row_loads(&mut w, target, &node, rows)?;
+    row_loads(&mut w, target, &node)?;
     let ob = w.write(out.dtype, out.storage);
     w.store_fn("store_y", &ob);
     let wg = w.workgroup_size_x() as usize;
@@ -254,7 +254,7 @@ fn subgroup_kernel(
     let wg = 1 << wg.ilog2();
     let name = format!("{}_{suffix}", node.name);
     let (mut w, grid) = row_kernel_sized(target, name.clone(), groups, wg)?;
-    row_loads(&mut w, target, node, groups)?;
+    row_loads(&mut w, target, node)?;
     let nsg = (wg / sg).max(1) as usize;
     let sg = sg as usize;
     for (c, v) in
@@ -268,9 +268,8 @@ fn subgroup_kernel(
 }
 
 /// What every attention kernel but the combine shares: the shapes, scale and mask as constants,
-/// the loads of q, k, v and kv_len, the store of a cache write read through (by `groups`
-/// workgroups), and `attention_row`.
-fn row_loads(w: &mut KernelWriter, target: &Target, node: &Node, groups: usize) -> Result<(), CompileError> {
+/// the loads of q, k, v and kv_len, and `attention_row`.
+fn row_loads(w: &mut KernelWriter, target: &Target, node: &Node) -> Result<(), CompileError> {
     let (q, cache) = (node.q, node.cache);
     for (what, v) in [("q", q), ("k", cache.k), ("v", cache.v)] {
         target.check_numel(&format!("attention {what}"), v.numel())?;
@@ -296,7 +295,6 @@ fn row_loads(w: &mut KernelWriter, target: &Target, node: &Node, groups: usize) 
         let b = w.read(v.dtype, v.storage);
         w.load_fn(load, &b);
     }
-    w.cache_rows_fn(target.check_numel(&node.name, groups)?);
     w.include(ATTENTION_ROW);
     Ok(())
 }

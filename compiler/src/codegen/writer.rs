@@ -2,7 +2,7 @@
 //! included prelude/hand-kernel text, and the glue functions (loads, stores, index math).
 
 use super::{Scalar, Storage, Target};
-use crate::fuse::inline::{CacheWrite, Inline, KernelFusion};
+use crate::fuse::inline::KernelFusion;
 use crate::{Access, KernelSource};
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -93,7 +93,6 @@ pub struct KernelWriter {
     reads: usize,
     error: Option<crate::CompileError>,
     norm: Option<String>,
-    cache_rows: Option<(Inline, CacheWrite, String, Vec<Binding>)>,
     prologue_leaves: Vec<(NodeId, Binding)>,
 }
 
@@ -116,7 +115,6 @@ impl KernelWriter {
             reads: 0,
             error: None,
             norm: None,
-            cache_rows: None,
             prologue_leaves: Vec::new(),
         };
         w.constant("WG", workgroup_size);
@@ -137,22 +135,14 @@ impl KernelWriter {
         self.reads += 1;
         let prologue = self.fusion.as_ref().and_then(|f| f.prologues.get(j).cloned().flatten());
         if let Some(inline) = prologue {
-            // A node another prologue reads too is bound once; a cache write's state is stored
-            // into as well as read (`cache_rows_fn`).
-            let write = inline.cache_write();
+            // A node another prologue read too is bound once (as `lower` binds it).
             let mut leaves = Vec::with_capacity(inline.leaves.len());
-            for (k, (v, &node)) in inline.leaves.iter().zip(&inline.nodes).enumerate() {
+            for (v, &node) in inline.leaves.iter().zip(&inline.nodes) {
                 if let Some((_, b)) = self.prologue_leaves.iter().find(|(n, _)| *n == node) {
                     leaves.push(b.clone());
                     continue;
                 }
-                let b = match write {
-                    Some(wr) if wr.state == k => {
-                        let name = format!("in{}", self.bindings.len());
-                        self.bind(name, v.dtype, v.storage, Access::ReadWrite)
-                    }
-                    _ => self.read_buffer(v.dtype, v.storage),
-                };
+                let b = self.read_buffer(v.dtype, v.storage);
                 self.prologue_leaves.push((node, b.clone()));
                 leaves.push(b);
             }
@@ -160,9 +150,6 @@ impl KernelWriter {
             match inline.load_fn(&name, &leaves) {
                 Ok(text) => self.function(&text),
                 Err(e) => self.error = Some(e),
-            }
-            if let Some(wr) = write {
-                self.cache_rows = Some((inline.clone(), wr, name.clone(), leaves.clone()));
             }
             if let Some(norm) = inline.norm_fns(&leaves) {
                 self.norm = Some(norm);
@@ -222,18 +209,6 @@ impl KernelWriter {
             return Binding { name: "vstore".into(), storage, dtype, call: true };
         }
         self.bind("out".into(), dtype, storage, Access::ReadWrite)
-    }
-
-    /// Defines `fn write_cache_rows(group: u32, lane: u32)`, which a kernel whose grid has
-    /// `groups` workgroups calls in each of them (before any early return): it stores the new
-    /// rows of a cache write the kernel reads through (see `Inline::cache_rows_fn`), and does
-    /// nothing in a kernel without one.
-    pub fn cache_rows_fn(&mut self, groups: u32) {
-        let text = match self.cache_rows.take() {
-            Some((inline, write, load, leaves)) => inline.cache_rows_fn(&write, &load, &leaves, groups),
-            None => "fn write_cache_rows(group: u32, lane: u32) {}\n".into(),
-        };
-        self.function(&text);
     }
 
     /// True when a read so far takes an RMSNorm prologue whose row scale the kernel applies.

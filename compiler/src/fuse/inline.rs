@@ -22,21 +22,6 @@ pub enum Src {
     Acc,
 }
 
-/// A KV-cache `write_slice` computed inside the attention that reads the cache: its new rows
-/// come from the source (a decode step's keys, RoPE applied on the way), and the attention
-/// stores them (`Inline::cache_rows_fn`), so the write costs no dispatch of its own.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CacheWrite {
-    /// The `write_slice` axis.
-    pub axis: usize,
-    /// Leaf of the state written (bound read-write).
-    pub state: usize,
-    /// The new rows (an op, or a leaf where they are materialized).
-    pub source: Src,
-    /// Leaf of the u32 row offset.
-    pub offset: usize,
-}
-
 /// One inlined op.
 #[derive(Clone, Debug)]
 pub struct InlineOp {
@@ -69,9 +54,6 @@ impl Inline {
 
     /// `fn NAME(i: u32) -> T`: element `i` (flat, row-major) of the value.
     pub fn load_fn(&self, name: &str, leaves: &[Binding]) -> Result<String, CompileError> {
-        if let Some(write) = self.cache_write() {
-            return self.cache_write_load(name, leaves, &write);
-        }
         let (lines, expr) = self.element(leaves)?;
         let mut text = format!("fn {name}(i: u32) -> {} {{\n", Scalar::of(self.value().dtype).wgsl());
         for l in lines {
@@ -92,87 +74,6 @@ impl Inline {
         }
         let _ = writeln!(text, "    {}\n}}", out.store("i", &expr));
         Ok(text)
-    }
-
-    fn shape_of(&self, src: Src) -> &[usize] {
-        match src {
-            Src::Op(k) => &self.ops[k].value.shape,
-            Src::Leaf(j) => &self.leaves[j].shape,
-            Src::Acc => self.acc.as_ref().map_or(&[], |a| a.shape.as_slice()),
-        }
-    }
-
-    /// The cache write at the root of a prologue (an attention reading a state through its
-    /// `write_slice`), if there is one.
-    pub fn cache_write(&self) -> Option<CacheWrite> {
-        let root = self.ops.last()?;
-        let (Op::WriteSlice { axis }, [Src::Leaf(state), source, Src::Leaf(offset)]) =
-            (&root.op, root.args.as_slice())
-        else {
-            return None;
-        };
-        (*source != Src::Acc).then_some(CacheWrite {
-            axis: *axis,
-            state: *state,
-            source: *source,
-            offset: *offset,
-        })
-    }
-
-    /// The load of a cache write's result: rows `[start, start + S)` along its axis computed from
-    /// its source, every other element loaded from the state as it is (no index math, no
-    /// source computed for a cached row).
-    fn cache_write_load(
-        &self,
-        name: &str,
-        leaves: &[Binding],
-        write: &CacheWrite,
-    ) -> Result<String, CompileError> {
-        let dst = &self.value().shape;
-        let (rows, inner) = (dst[write.axis], dst[write.axis + 1..].iter().product::<usize>().max(1));
-        let new_rows = self.shape_of(write.source)[write.axis];
-        let (mut at, coord_lines) = coords("i", dst, "c");
-        at[write.axis] = format!("({} - start)", at[write.axis]);
-        let mut e = Emitter { inline: self, leaves, lines: coord_lines, memo: HashMap::new(), next: 0 };
-        let expr = e.emit(write.source, &at)?;
-        let scalar = Scalar::of(self.value().dtype).wgsl();
-        let mut text = format!("fn {name}(i: u32) -> {scalar} {{\n");
-        let _ = writeln!(text, "    let start = {};", leaves[write.offset].load_raw("0"));
-        let _ = writeln!(text, "    let row = (i / {inner}u) % {rows}u;");
-        let _ = writeln!(text, "    if (row >= start && row - start < {new_rows}u) {{");
-        for l in e.lines {
-            let _ = writeln!(text, "        {l}");
-        }
-        let _ = writeln!(text, "        return {expr};\n    }}");
-        let _ = writeln!(text, "    return {};\n}}", leaves[write.state].load("i"));
-        Ok(text)
-    }
-
-    /// `fn write_cache_rows(group: u32, lane: u32)` for a prologue loading through the cache
-    /// write `write` with `load`: workgroup `group` of `groups` (of `WG` lanes each) stores its
-    /// share of the new rows into the state, rows past the state's end dropped as `write_slice`
-    /// drops them.
-    pub fn cache_rows_fn(&self, write: &CacheWrite, load: &str, leaves: &[Binding], groups: u32) -> String {
-        let dst = &self.value().shape;
-        let (rows, inner) = (dst[write.axis], dst[write.axis + 1..].iter().product::<usize>().max(1));
-        let source = self.shape_of(write.source);
-        let (new_rows, numel) = (source[write.axis], source.iter().product::<usize>());
-        let state = &leaves[write.state];
-        let mut text = String::from("fn write_cache_rows(group: u32, lane: u32) {\n");
-        let _ = writeln!(text, "    let start = {};", leaves[write.offset].load_raw("0"));
-        let _ = writeln!(
-            text,
-            "    for (var e = group * WG + lane; group < {groups}u && e < {numel}u; e = e + {groups}u * WG) {{"
-        );
-        let _ = writeln!(text, "        let row = (e / {inner}u) % {new_rows}u;");
-        let _ = writeln!(text, "        if (start < {rows}u && row < {rows}u - start) {{");
-        let _ = writeln!(
-            text,
-            "            let i = ((e / {inner}u / {new_rows}u) * {rows}u + start + row) * {inner}u + e % {inner}u;"
-        );
-        let _ = writeln!(text, "            {}", state.store("i", &format!("{load}(i)")));
-        let _ = writeln!(text, "        }}\n    }}\n}}");
-        text
     }
 
     /// The block of a gemv prologue that rounds x to int8 (its root), which the gemv then
@@ -260,7 +161,11 @@ impl Emitter<'_> {
     }
 
     fn shape(&self, src: Src) -> &[usize] {
-        self.inline.shape_of(src)
+        match src {
+            Src::Op(k) => &self.inline.ops[k].value.shape,
+            Src::Leaf(j) => &self.inline.leaves[j].shape,
+            Src::Acc => self.inline.acc.as_ref().map_or(&[], |a| a.shape.as_slice()),
+        }
     }
 
     fn emit(&mut self, src: Src, at: &[String]) -> Result<String, CompileError> {

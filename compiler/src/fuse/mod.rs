@@ -12,10 +12,7 @@
 //!   shape and its only user, becomes that kernel's `store_y` epilogue (residual add, SwiGLU);
 //! - a KV-cache `write_slice` of a matmul's result (through views) is stored by the matmul: in
 //!   place of its result when it is the only reader, besides it (a tee) when the result is a
-//!   merged projection sliced for other readers too;
-//! - a KV-cache `write_slice` of a few computed rows (a decode step's keys, RoPE applied) read
-//!   only by an attention becomes that attention's prologue: it loads those rows from their
-//!   source and stores them into the state itself.
+//!   merged projection sliced for other readers too.
 //!
 //! Every kernel stays within the profile's storage-buffer limit: an over-wide group is split
 //! by materializing its widest inlined value until it fits.
@@ -146,8 +143,8 @@ impl Schedule {
     }
 
     /// The leaves of the prologues of the kernel for `id`, each once, in binding order (a node
-    /// two prologues read, such as the projection q and k both come from, is bound once).
-    pub fn prologue_leaves(&self, graph: &Graph, id: NodeId) -> Vec<NodeId> {
+    /// two prologues read, as in a matmul of two views of one tensor, is bound once).
+    fn prologue_leaves(&self, graph: &Graph, id: NodeId) -> Vec<NodeId> {
         let mut leaves = Vec::new();
         for &i in &graph.node(id).inputs {
             if self.inlined[i.index()] {
@@ -284,10 +281,6 @@ fn hosts_epilogue(op: &Op) -> bool {
     }
 }
 
-/// New rows up to which a cache write read only by an attention is done by the attention (see
-/// `schedule`): each of its workgroups computes those rows' keys again from their source.
-const CACHE_WRITE_ROWS: usize = 8;
-
 /// Elements up to which a rotary table (RoPE's angles, their cos and their sin, computed from
 /// the graph's inputs and parameters alone) is recomputed by every kernel applying RoPE: a
 /// decode step's table, a few dozen values each, then costs no dispatch of its own.
@@ -359,29 +352,6 @@ pub fn schedule(graph: &Graph, target: &Target, live: &[bool], in_place: &[bool]
             if live[i] && !is_output[i] && !users[i].is_empty() && users[i].iter().all(by_gemv) {
                 s.inlined[i] = true;
                 ctx_of[i] = Ctx::Full;
-            }
-            continue;
-        }
-        if let Op::WriteSlice { axis } = node.op {
-            // A few new rows computed on the way into a cache (a decode step's keys, RoPE
-            // applied) that only an attention reads: it loads them from their source and stores
-            // them itself. A view of a matmul's result is left to the matmul to store (a tee).
-            let source = &nodes[node.inputs[1].index()];
-            let computed = inline_kind(&source.op) == Ctx::Full || matches!(source.op, Op::Rope { .. });
-            let by_attention = |&(u, slot): &(NodeId, usize)| {
-                matches!(nodes[u.index()].op, Op::Attention { .. }) && slot > 0 && !s.inlined[u.index()]
-            };
-            if live[i]
-                && in_place[i]
-                && !is_output[i]
-                && node.dtype == DType::F32
-                && computed
-                && source.shape.dims()[axis] <= CACHE_WRITE_ROWS
-                && users[i].len() == 1
-                && users[i].iter().all(by_attention)
-            {
-                s.inlined[i] = true;
-                ctx_of[i] = Ctx::Views;
             }
             continue;
         }
@@ -498,7 +468,7 @@ pub fn schedule(graph: &Graph, target: &Target, live: &[bool], in_place: &[bool]
     // besides its result (a tee). Moving the write to the matmul is safe: a state's only reader
     // is its one write_slice.
     for w in 0..n {
-        if !live[w] || !in_place[w] || s.inlined[w] {
+        if !live[w] || !in_place[w] {
             continue;
         }
         let node = &nodes[w];

@@ -15,8 +15,6 @@ var<workgroup> group_l: array<f32, GROUPS>;
 
 @compute @workgroup_size(WG)
 fn main(ids: Ids) {
-    // A decode step's keys written into the cache here, not by a kernel of their own.
-    write_cache_rows(ids.wid.x + ids.wid.y * GRID_X, ids.lid);
     let at = attention_row(ids.wid.x + ids.wid.y * GRID_X);
     let valid = at.valid;
     let q_at = at.q_at;

@@ -12,8 +12,6 @@ var<workgroup> part_busy: u32;
 
 @compute @workgroup_size(WG)
 fn main(ids: Ids, @builtin(subgroup_size) sgs: u32) {
-    // A decode step's keys written into the cache here, not by a kernel of their own.
-    write_cache_rows(ids.wid.x + ids.wid.y * GRID_X, ids.lid);
     for (var item = ids.wid.x + ids.wid.y * GRID_X; item < QROWS * PARTS; item = item + GROUPS) {
         let part = item % PARTS;
         let at = attention_row(item / PARTS);

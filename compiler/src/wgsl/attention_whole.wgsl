@@ -3,8 +3,6 @@
 // (attention_row.wgsl), subgroup_attend and subgroups_* (attention_subgroup.wgsl), store_y.
 @compute @workgroup_size(WG)
 fn main(ids: Ids, @builtin(subgroup_size) sgs: u32) {
-    // A decode step's keys written into the cache here, not by a kernel of their own.
-    write_cache_rows(ids.wid.x + ids.wid.y * GRID_X, ids.lid);
     let at = attention_row(ids.wid.x + ids.wid.y * GRID_X);
     subgroup_attend(ids, sgs, at.q_at, at.kv_base, 0u, at.limit);
     let top = subgroups_max(ids.n_sg);
