@@ -52,6 +52,13 @@ const SUBGROUP_ROWS_MIN_WORKGROUPS: usize = 128;
 /// q4 1151 vs 1156 / 1082, 1B q8 933 vs 951.
 const INT8_ROWS_MIN_WORKGROUPS: usize = 256;
 
+/// Rows per subgroup up to which the integer-dot gemv loads each lane's first chunk before it
+/// stages x (`PREFETCH`). H100, dummy q4 decode tok/s against no prefetch, processes alternated
+/// in one call: 8B 337.1 / 336.2 vs 331.4 / 331.6, 1B 1140.6 vs 1104.6; prefetching at every R
+/// (8B gate_up takes 8 rows, 48 registers a chunk) lost 8B 327.7 vs 333.1, and a second chunk
+/// ahead lost further in an earlier call (322.3 / 322.7).
+const INT8_PREFETCH_MAX_ROWS: usize = 4;
+
 /// Invocations per workgroup of the subgroup-rows kernel (where the limits allow).
 const SUBGROUP_ROWS_WG: u32 = 512;
 
@@ -260,6 +267,7 @@ pub fn gemv(
             w.constant("SG", sg);
             w.constant("ROWS", rows as u32);
             w.constant("KS", ks);
+            w.function(&format!("const PREFETCH: bool = {};", r <= INT8_PREFETCH_MAX_ROWS));
             let kparts = k_split_partials(ks, wg, sg, r * m);
             w.constant("KPARTS", kparts);
             w.workgroup_bytes(slot_bytes + 4 * kparts + tile * int8_chunk_bytes(m, weights.codes()));

@@ -8,7 +8,8 @@
 // A 4-bit word splits into its even and odd codes (w & 0x0F0F0F0F, w >> 4 & ...), so x word t of
 // a 4-bit chunk holds every second value (XSTRIDE = 2); 8-bit codes are biased by 128 to signed
 // bytes (w ^ 0x80808080), which the sum of codes corrects. Generated above: as for
-// gemv_subgroup_rows.wgsl, plus BITS and the chunk format of gemv_chunk_quant.wgsl (fetch).
+// gemv_subgroup_rows.wgsl, plus BITS, KS, PREFETCH and the chunk format of
+// gemv_chunk_quant.wgsl (fetch).
 
 // x words per chunk (8 for 4-bit, 4 for 8-bit) and the vec4s holding them.
 const XW: u32 = CODES / 4u;
@@ -52,6 +53,12 @@ fn main(ids: Ids) {
     let me = ids.sg_id * SG + ids.sg_lane;
     var acc: array<f32, RM>;
     var sq: array<f32, SLOTS>;
+    // With PREFETCH, the lane's first chunk is loaded before x is staged, so that its latency
+    // from memory overlaps the staging's instead of following it.
+    var first: Chunk;
+    if (PREFETCH) {
+        first = fetch(n0, min(slice * SG + ids.sg_lane, VECS - 1u));
+    }
     for (var c0 = 0u; c0 < VECS; c0 = c0 + TILE) {
         let end = min(c0 + TILE, VECS);
         // Whole blocks: K and TILE are multiples of 32 values, so of 8 words.
@@ -97,19 +104,28 @@ fn main(ids: Ids) {
             }
         }
         workgroupBarrier();
-        for (var v = c0 + slice * SG + ids.sg_lane; v < end; v = v + KS * SG) {
-            let c = fetch(n0, v);
-            for (var m = 0u; m < M; m = m + 1u) {
-                var x: array<vec4<u32>, XV>;
-                for (var j = 0u; j < XV; j = j + 1u) {
-                    x[j] = xq[(m * XV + j) * TILE + v - c0];
-                }
-                let d = xd[m * TILE + v - c0];
-                for (var r = 0u; r < R; r = r + 1u) {
-                    acc[r * M + m] = acc[r * M + m] + row_dot8(c, r, x, d);
-                }
-            }
+        var v = c0 + slice * SG + ids.sg_lane;
+        if (PREFETCH && c0 == 0u && v < end) {
+            add_chunk(&acc, first, v);
+            v = v + KS * SG;
+        }
+        for (; v < end; v = v + KS * SG) {
+            add_chunk(&acc, fetch(n0, v), v - c0);
         }
     }
     store_subgroup_rows(&acc, &sq, n0, ids);
+}
+
+// Chunk c at tile position i, for the M rows of x, added to the R * M partials.
+fn add_chunk(acc: ptr<function, array<f32, RM>>, c: Chunk, i: u32) {
+    for (var m = 0u; m < M; m = m + 1u) {
+        var x: array<vec4<u32>, XV>;
+        for (var j = 0u; j < XV; j = j + 1u) {
+            x[j] = xq[(m * XV + j) * TILE + i];
+        }
+        let d = xd[m * TILE + i];
+        for (var r = 0u; r < R; r = r + 1u) {
+            (*acc)[r * M + m] = (*acc)[r * M + m] + row_dot8(c, r, x, d);
+        }
+    }
 }
