@@ -30,7 +30,7 @@ fn smollm2_decode_dispatches_and_optimize_time() {
     assert!(
         weights.has("model.layers.0.self_attn.qkv_proj") && weights.has("model.layers.0.mlp.gate_up_proj")
     );
-    let shape = StepShape { seq: 1, max_context: 1024, logits: false };
+    let shape = StepShape::new(1, 1024, false);
     let graph = build_step(&cfg, &weights, shape).expect("decode graph");
     let profile = DeviceProfile::full();
 
@@ -72,4 +72,12 @@ fn smollm2_decode_dispatches_and_optimize_time() {
     let on_cpu = compile(&graph, &cpu, &options).expect("optimized plan for a CPU adapter");
     assert!(on_cpu.dispatches.len() <= 6 * layers + 3, "{} dispatches", on_cpu.dispatches.len());
     assert!(optimize_ms < 2000.0, "optimize took {optimize_ms:.0} ms");
+
+    // Decode steps at the first 256 positions attend to a view of those rows only: one attention
+    // kernel per layer again, over the same cache.
+    let short = build_step(&cfg, &weights, StepShape::short_decode(1024, 256, false)).expect("short decode");
+    let short = compile(&short, &profile, &options).expect("short decode plan");
+    assert_eq!(short.dispatches.len(), after.dispatches.len() - layers);
+    assert_eq!(attention(&short, "_parts_sg") + attention(&short, "_combine_sg"), 0);
+    assert_eq!(attention(&short, "_subgroups_sg"), layers);
 }

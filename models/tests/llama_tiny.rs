@@ -122,6 +122,55 @@ fn chained_decode_steps_match_plain_steps() {
     check_chained_against_plain(&Gpu::new(&options).expect("a device without unified memory"));
 }
 
+/// A short decode step (its attention reading a view of the first 12 cache rows) gives the
+/// logits of the full step at every position below 12, the last one included.
+#[test]
+fn short_decode_steps_match_full_decode_steps() {
+    let Some(gpu) = gpu() else { return };
+    let cfg = tiny_config();
+    let mut weights = tiny_weights(&cfg, &mut StdRng::seed_from_u64(3));
+    merge_projections(&cfg, &mut weights);
+    let shared = SharedBuffers::new();
+    for (name, p) in &weights.params {
+        gpu.write_shared(&shared, name, &p.bytes).expect("upload");
+    }
+    let load = |shape| {
+        let graph = build_step(&cfg, &weights, shape).expect("graph builds");
+        let plan =
+            tessera_compiler::compile(&graph, gpu.profile(), &CompileOptions::default()).expect("compiles");
+        gpu.load_shared(&plan, &shared).expect("loads")
+    };
+    let max_context = 24;
+    let mut prefill = load(StepShape::new(16, max_context, false));
+    let mut full = load(StepShape::new(1, max_context, true));
+    let mut short = load(StepShape::short_decode(max_context, 12, true));
+    let run = |exe: &mut tessera_runtime::Executable, tokens: &[u32], pos: u32, last: u32| {
+        let positions: Vec<u32> = (pos..pos + tokens.len() as u32).collect();
+        exe.write_input(inputs::TOKENS, &u32s(tokens)).expect("tokens");
+        exe.write_input(inputs::POSITIONS, &u32s(&positions)).expect("positions");
+        let kv_len = pos + tokens.len() as u32;
+        for (name, v) in [(inputs::KV_LEN, kv_len), (inputs::OFFSET, pos), (inputs::LAST, last)] {
+            exe.write_input(name, &u32s(&[v])).expect("input");
+        }
+        exe.run().expect("runs")
+    };
+    let mut prompt = vec![5u32, 17, 99, 100, 3];
+    prompt.resize(16, 0);
+    run(&mut prefill, &prompt, 0, 4);
+    for pos in 5..12u32 {
+        let token = 7 + 13 * pos;
+        let logits = |out: Vec<Vec<u8>>| -> Vec<f32> {
+            out[1].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+        };
+        // Both write the same row for this position, then attend to rows 0..=pos.
+        let want = logits(run(&mut full, &[token], pos, 0));
+        let got = logits(run(&mut short, &[token], pos, 0));
+        let scale = want.iter().fold(0.0f32, |m, w| m.max(w.abs()));
+        let diff = want.iter().zip(&got).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+        assert!(diff <= 1e-5 * (1.0 + scale), "position {pos}: max logit difference {diff}");
+    }
+}
+
 fn check_chained_against_plain(gpu: &Gpu) {
     let cfg = tiny_config();
     let mut weights = tiny_weights(&cfg, &mut StdRng::seed_from_u64(7));
@@ -137,9 +186,9 @@ fn check_chained_against_plain(gpu: &Gpu) {
             tessera_compiler::compile(&graph, gpu.profile(), &CompileOptions::default()).expect("compiles");
         gpu.load_shared(&plan, &shared).expect("loads")
     };
-    let mut prefill = load(StepShape { seq: 16, max_context, logits: false });
-    let mut decode = load(StepShape { seq: 1, max_context, logits: false });
-    let mut probe = load(StepShape { seq: 1, max_context, logits: true });
+    let mut prefill = load(StepShape::new(16, max_context, false));
+    let mut decode = load(StepShape::new(1, max_context, false));
+    let mut probe = load(StepShape::new(1, max_context, true));
     let write = |exe: &mut tessera_runtime::Executable, name: &str, v: &[u32]| {
         exe.write_input(name, &u32s(v)).expect("write input");
     };
@@ -238,15 +287,19 @@ fn check_against_interpreter(gpu: &Gpu, submit_chunk: usize, options: &CompileOp
     let mut states = HashMap::new();
 
     let prompt = [5u32, 17, 99, 100, 3];
-    let prefill = StepShape { seq: 16, max_context, logits: true };
-    let decode = StepShape { seq: 1, max_context, logits: true };
+    let prefill = StepShape::new(16, max_context, true);
+    let decode = StepShape::new(1, max_context, true);
+    // Decode steps below 12 cache rows may attend to a view of those rows alone: alternated with
+    // full steps, which read the rows the short ones wrote and the other way round.
+    let short = StepShape::short_decode(max_context, 12, true);
     let mut steps = Vec::new();
     let mut tokens: Vec<u32> = prompt.to_vec();
     tokens.resize(16, 0);
     steps.push((prefill, tokens, (0..16u32).collect::<Vec<_>>(), 16u32, 0u32, prompt.len() as u32 - 1));
-    for (k, tok) in [7u32, 88, 1].into_iter().enumerate() {
+    for (k, tok) in [7u32, 88, 1, 40, 9].into_iter().enumerate() {
         let pos = (prompt.len() + k) as u32;
-        steps.push((decode, vec![tok], vec![pos], pos + 1, pos, 0));
+        let shape = if k % 2 == 0 { short } else { decode };
+        steps.push((shape, vec![tok], vec![pos], pos + 1, pos, 0));
     }
     let mut exes = HashMap::new();
     for (shape, tokens, positions, kv_len, offset, last) in steps {

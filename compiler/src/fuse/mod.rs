@@ -210,7 +210,8 @@ fn accepts(op: &Op, slot: usize, in_place: bool, gemv: bool) -> Ctx {
         // The quantized matmuls read x once per row block: a SwiGLU `silu(gate) * up` (or any
         // elementwise chain) is cheap next to dequantizing the weights, and saves a dispatch.
         Op::QuantMatMul { .. } if slot == 0 => Ctx::Full,
-        Op::Attention { .. } if slot == 0 => Ctx::Views,
+        // q, and k and v as views of the cache (a short decode step reads its leading rows).
+        Op::Attention { .. } if slot < 3 => Ctx::Views,
         Op::WriteSlice { .. } if in_place && slot == 1 => Ctx::Views,
         Op::QuantMatMul { .. } | Op::Attention { .. } | Op::WriteSlice { .. } => Ctx::None,
         Op::Input { .. }

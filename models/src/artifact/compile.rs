@@ -114,7 +114,12 @@ pub fn compile_artifact(
         let steps = shapes
             .iter()
             .zip(plans)
-            .map(|(shape, plan)| StepRecord { seq: shape.seq, logits: shape.logits, plan })
+            .map(|(shape, plan)| StepRecord {
+                seq: shape.seq,
+                logits: shape.logits,
+                attend: (shape.attend < shape.max_context).then_some(shape.attend),
+                plan,
+            })
             .collect();
         tiers.push(TierRecord { name: name.clone(), profile, backends, steps });
     }

@@ -25,8 +25,9 @@ use std::path::Path;
 
 /// First bytes of every artifact.
 pub const MAGIC: [u8; 8] = *b"\x89TSR\r\n\x1a\n";
-/// Layout version this build writes and reads; bump on any incompatible change.
-pub const FORMAT_VERSION: u32 = 1;
+/// Layout version this build writes and reads; bump on any incompatible change (2: short
+/// decode plans, `StepRecord::attend`).
+pub const FORMAT_VERSION: u32 = 2;
 /// The tessera release that writes and reads artifacts: plans are only valid for the runtime
 /// that compiled them.
 pub const TESSERA_VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -140,6 +140,9 @@ pub struct StepRecord {
     pub seq: usize,
     /// Whether the step also outputs logits.
     pub logits: bool,
+    /// Leading cache rows the step's attention reads, where fewer than all (a short decode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attend: Option<usize>,
     /// The compiled plan.
     pub plan: Plan,
 }
@@ -147,6 +150,12 @@ pub struct StepRecord {
 impl StepRecord {
     /// The step shape, with the artifact's cache rows.
     pub fn shape(&self, max_context: usize) -> StepShape {
-        StepShape { seq: self.seq, max_context, logits: self.logits }
+        match self.attend {
+            Some(attend) => StepShape {
+                attend: attend.min(max_context),
+                ..StepShape::new(self.seq, max_context, self.logits)
+            },
+            None => StepShape::new(self.seq, max_context, self.logits),
+        }
     }
 }

@@ -70,7 +70,7 @@ pub fn generate(
         return Ok(out);
     }
 
-    model.prepare(prompt_ids.len(), want_logits)?;
+    model.prepare(prompt_ids.len(), options.max_tokens, want_logits)?;
     let start = Instant::now();
     let mut step = model.prefill(prompt_ids, want_logits)?;
     out.prefill_time = start.elapsed();

@@ -38,8 +38,25 @@ pub struct StepShape {
     pub seq: usize,
     /// Rows of the preallocated KV cache.
     pub max_context: usize,
+    /// Leading cache rows the step's attention reads (`max_context` but for short decodes,
+    /// [`StepShape::short_decode`]).
+    pub attend: usize,
     /// Also output the logits of the `last` row (sampling, top-logprobs).
     pub logits: bool,
+}
+
+impl StepShape {
+    /// A step of `seq` tokens whose attention may read every cache row.
+    pub fn new(seq: usize, max_context: usize, logits: bool) -> StepShape {
+        StepShape { seq, max_context, attend: max_context, logits }
+    }
+
+    /// A decode step for cache positions below `attend` rows: its attention reads only those,
+    /// so it scores them in one kernel where a long cache would split them (flash decoding)
+    /// and fold the parts in a second.
+    pub fn short_decode(max_context: usize, attend: usize, logits: bool) -> StepShape {
+        StepShape { seq: 1, max_context, attend: attend.min(max_context), logits }
+    }
 }
 
 /// Projections that read the same input, and the name of their merged layer when
@@ -145,6 +162,7 @@ fn build(
         )?;
         let kc = b.op(Op::WriteSlice { axis: 2 }, &[kc, k, offset])?;
         let vc = b.op(Op::WriteSlice { axis: 2 }, &[vc, v, offset])?;
+        let (kc, vc) = (b.leading_rows(kc, shape)?, b.leading_rows(vc, shape)?);
         let a = b.op(Op::Attention { scale, causal: true }, &[q, kc, vc, kv_len])?;
         let a = b.unheads(a, s, hq, d)?;
         let o = b.linear(&format!("{p}.self_attn.o_proj"), a)?;
@@ -199,6 +217,17 @@ impl Builder<'_> {
 
     fn reshape(&mut self, x: NodeId, dims: &[usize]) -> Result<NodeId, IrError> {
         self.op(Op::Reshape { shape: Shape::from(dims) }, &[x])
+    }
+
+    /// The cache rows a step's attention reads: all, or a view of the first `shape.attend`.
+    fn leading_rows(&mut self, cache: NodeId, shape: StepShape) -> Result<NodeId, IrError> {
+        if shape.attend >= shape.max_context {
+            return Ok(cache);
+        }
+        let dims = self.g.node(cache).shape.dims().to_vec();
+        let mut ranges: Vec<SliceRange> = dims.iter().map(|&d| SliceRange::full(d)).collect();
+        ranges[2] = SliceRange { start: 0, stop: shape.attend, step: 1 };
+        self.op(Op::Slice { ranges }, &[cache])
     }
 
     /// `[S, H*D]` -> `[1, H, S, D]`.

@@ -25,8 +25,27 @@ fn prefill_bucket(len: usize, max_context: usize) -> usize {
     PREFILL_BUCKETS.iter().copied().find(|&b| b >= len).unwrap_or(len).min(max_context)
 }
 
+/// Cache positions below which decode steps run a plan whose attention reads only that many
+/// leading rows ([`StepShape::short_decode`]), which one kernel per layer scores, where the
+/// plan of a longer cache splits each row's keys over workgroups and folds the parts in a
+/// second dispatch. H100, dummy q4 decode tok/s with a 4096-row cache, short plan against the
+/// split one: after 3 / 100 / 240 cached tokens 1B 1085 / 1074 / 1034 vs 1051 / 1020 / 1016,
+/// SmolLM2 1013 / 980 / 924 vs 899 / 929 / 925, 8B 323.8 / - / 307.7 vs 309.8 / - / 302.1. With
+/// 512 rows the short plan still split, in 2 parts, and lost after 400 tokens (1B 974 vs 1055).
+const SHORT_DECODE_ROWS: usize = 256;
+
+/// The shape of the decode step at cache position `pos`.
+fn decode_shape(max_context: usize, pos: usize, logits: bool) -> StepShape {
+    if max_context > SHORT_DECODE_ROWS && pos < SHORT_DECODE_ROWS {
+        StepShape::short_decode(max_context, SHORT_DECODE_ROWS, logits)
+    } else {
+        StepShape::new(1, max_context, logits)
+    }
+}
+
 /// Every step shape a model with `max_context` cache rows runs for prompts up to the largest
-/// bucket: each prefill bucket, then decode, each with and without logits (what an artifact holds).
+/// bucket: each prefill bucket, then decode (with its short form where the cache is longer),
+/// each with and without logits (what an artifact holds).
 pub fn step_shapes(max_context: usize) -> Vec<StepShape> {
     let mut seqs: Vec<usize> = PREFILL_BUCKETS.iter().map(|&b| b.min(max_context)).collect();
     seqs.dedup();
@@ -36,7 +55,13 @@ pub fn step_shapes(max_context: usize) -> Vec<StepShape> {
     let mut shapes = Vec::new();
     for seq in seqs {
         for logits in [false, true] {
-            shapes.push(StepShape { seq, max_context, logits });
+            shapes.push(StepShape::new(seq, max_context, logits));
+        }
+    }
+    for logits in [false, true] {
+        let short = decode_shape(max_context, 0, logits);
+        if short.attend < max_context {
+            shapes.push(short);
         }
     }
     shapes
@@ -126,6 +151,16 @@ pub struct StepOutput {
     pub next: u32,
     /// The logits of that row, when asked for.
     pub logits: Option<Vec<f32>>,
+}
+
+/// What one chain of decode steps did.
+struct Chain {
+    /// Tokens passed on.
+    done: usize,
+    /// Steps submitted (one may have run past a stop).
+    submitted: usize,
+    /// CPU time encoding and submitting them.
+    encode: std::time::Duration,
 }
 
 /// Where a model's step plans come from.
@@ -257,18 +292,24 @@ impl LlamaModel {
         &self.gpu
     }
 
-    /// Dispatches of one decode step (compiles the decode plan if needed).
-    pub fn dispatches_per_token(&mut self) -> Result<usize, ModelError> {
-        let shape = StepShape { seq: 1, max_context: self.max_context, logits: false };
+    /// Dispatches of the decode step at cache position `pos` (compiles its plan if needed).
+    pub fn dispatches_per_token(&mut self, pos: usize) -> Result<usize, ModelError> {
+        let shape = decode_shape(self.max_context, pos, false);
         Ok(self.step(shape)?.dispatch_count())
     }
 
-    /// Compiles and loads the plans a prompt of `prompt_len` tokens and the decode steps after it
-    /// will use, so that timing a generation measures running, not compiling.
-    pub fn prepare(&mut self, prompt_len: usize, logits: bool) -> Result<(), ModelError> {
+    /// Compiles and loads the plans a prompt of `prompt_len` tokens and up to `steps` decode steps
+    /// after it will use (the full decode plan too where they pass the short one's rows), so that
+    /// timing a generation measures running, not compiling.
+    pub fn prepare(&mut self, prompt_len: usize, steps: usize, logits: bool) -> Result<(), ModelError> {
         let seq = self.prefill_bucket(prompt_len);
-        self.step(StepShape { seq, max_context: self.max_context, logits })?;
-        self.step(StepShape { seq: 1, max_context: self.max_context, logits })?;
+        self.step(StepShape::new(seq, self.max_context, logits))?;
+        if steps > 0 {
+            let last = (prompt_len + steps - 1).min(self.max_context.saturating_sub(1));
+            for pos in [prompt_len.min(last), last] {
+                self.step(decode_shape(self.max_context, pos, logits))?;
+            }
+        }
         Ok(())
     }
 
@@ -311,9 +352,9 @@ impl LlamaModel {
                 StepSource::Artifact { file, plans, .. } => {
                     let plan = plans.get(&shape).ok_or_else(|| {
                         ModelError::Invalid(format!(
-                            "{file}: no plan for step shape seq={} logits={} (the artifact was compiled \
-                             for max context {}; recompile with a larger --max-context)",
-                            shape.seq, shape.logits, self.max_context
+                            "{file}: no plan for step shape seq={} logits={} attend={} (the artifact was \
+                             compiled for max context {}; recompile with a larger --max-context)",
+                            shape.seq, shape.logits, shape.attend, self.max_context
                         ))
                     })?;
                     self.gpu.load_shared(plan, &self.shared)?
@@ -343,7 +384,7 @@ impl LlamaModel {
         // Padded rows are computed too (they only see earlier rows), and later decode steps
         // overwrite their cache rows before anything reads them.
         self.run_step(
-            StepShape { seq, max_context: self.max_context, logits },
+            StepShape::new(seq, self.max_context, logits),
             &tokens,
             &positions,
             seq,
@@ -360,14 +401,7 @@ impl LlamaModel {
                 self.max_context
             )));
         }
-        self.run_step(
-            StepShape { seq: 1, max_context: self.max_context, logits },
-            &[token],
-            &[pos as u32],
-            pos + 1,
-            pos,
-            0,
-        )
+        self.run_step(decode_shape(self.max_context, pos, logits), &[token], &[pos as u32], pos + 1, pos, 0)
     }
 
     /// Greedy decode from `token` at cache row `pos`, each step's argmax fed to the next step on
@@ -375,8 +409,10 @@ impl LlamaModel {
     /// nor the encoding of the next step stalls the GPU. `on_token` gets each generated token in
     /// order and returns false to stop; at most `max_steps` steps run, and none past the context.
     /// Returns the number of tokens passed to `on_token`. One step may run past a stop (its cache
-    /// row is rewritten before anything reads it). Afterwards `last_encode_time` is the mean over
-    /// the chained steps. Under `TESSERA_PROFILE` the steps run one by one instead.
+    /// row is rewritten before anything reads it). Steps below [`SHORT_DECODE_ROWS`] chain on
+    /// the short decode plan, later ones on the full plan (the chain restarts once, from the
+    /// last token read back). Afterwards `last_encode_time` is the mean over the chained steps.
+    /// Under `TESSERA_PROFILE` the steps run one by one instead.
     pub fn decode_greedy(
         &mut self,
         token: u32,
@@ -385,11 +421,10 @@ impl LlamaModel {
         mut on_token: impl FnMut(u32) -> bool,
     ) -> Result<usize, ModelError> {
         let steps = max_steps.min(self.max_context.saturating_sub(pos));
-        let shape = StepShape { seq: 1, max_context: self.max_context, logits: false };
         if steps == 0 {
             return Ok(0);
         }
-        if self.step(shape)?.is_profiled() {
+        if self.step(decode_shape(self.max_context, pos, false))?.is_profiled() {
             let (mut token, mut done) = (token, 0);
             while done < steps {
                 token = self.decode(token, pos + done, false)?.next;
@@ -400,6 +435,41 @@ impl LlamaModel {
             }
             return Ok(done);
         }
+        let (mut token, mut done, mut submitted) = (token, 0, 0);
+        let mut encode = std::time::Duration::ZERO;
+        while done < steps {
+            let at = pos + done;
+            let shape = decode_shape(self.max_context, at, false);
+            let run = if shape.attend < self.max_context { shape.attend - at } else { steps - done };
+            let run = run.min(steps - done);
+            let mut stopped = false;
+            let chain = self.chain(shape, token, at, run, |t| {
+                token = t;
+                stopped = !on_token(t);
+                !stopped
+            })?;
+            done += chain.done;
+            submitted += chain.submitted;
+            encode += chain.encode;
+            if stopped || chain.done < run {
+                break;
+            }
+        }
+        // The mean over the chained steps (each encoded exactly like a plain step).
+        self.last_encode = encode / submitted.max(1) as u32;
+        Ok(done)
+    }
+
+    /// `steps` greedy decode steps of `shape` chained on the GPU from `token` at cache row `pos`
+    /// (see [`LlamaModel::decode_greedy`]).
+    fn chain(
+        &mut self,
+        shape: StepShape,
+        token: u32,
+        pos: usize,
+        steps: usize,
+        mut on_token: impl FnMut(u32) -> bool,
+    ) -> Result<Chain, ModelError> {
         let exe = self.step(shape)?;
         let write = |exe: &mut Executable, input: &str, v: u32| exe.write_input(input, &v.to_le_bytes());
         let submit = |exe: &mut Executable, p: usize, feed: bool| -> Result<(), ModelError> {
@@ -438,9 +508,7 @@ impl LlamaModel {
         // Whatever is still in flight (a step past a stop, or after an error) is waited for.
         while exe.collect_chained()?.is_some() {}
         let (done, submitted) = run?;
-        // The mean over the chained steps (each encoded exactly like a plain step).
-        self.last_encode = encode / submitted.max(1) as u32;
-        Ok(done)
+        Ok(Chain { done, submitted, encode })
     }
 
     fn run_step(

@@ -43,6 +43,10 @@ pub struct Args {
     /// every decode step's attention reads them all.
     #[arg(long, default_value_t = 3)]
     decode_context: usize,
+    /// KV cache rows (default: the fewest the timed prompts and decode steps need, rounded up
+    /// to a power of two); `generate` gives a model min(its context, 4096).
+    #[arg(long)]
+    max_context: Option<usize>,
     /// Prompt lengths to time prefill at.
     #[arg(long, value_delimiter = ',', default_value = "128")]
     prefill: Vec<usize>,
@@ -345,6 +349,9 @@ fn stored_size(gpu: &Gpu, dtype: DType) -> usize {
 
 /// KV cache rows the timed prompts and decode steps need.
 fn context_for(args: &Args) -> usize {
+    if let Some(rows) = args.max_context {
+        return rows;
+    }
     let prompts = args.prefill.iter().copied().max().unwrap_or(128);
     let max = prompts.max(args.decode_context + args.decode_tokens + 1) + args.decode_tokens;
     max.next_power_of_two()
@@ -402,9 +409,10 @@ fn model_bench(
     // for its clocks to drop (H200, 1B q4: the first prefills of a process 535 tok/s, later
     // ones 2700 in the same process).
     for ids in &prompts {
-        model.prepare(ids.len(), false)?;
+        model.prepare(ids.len(), 0, false)?;
         model.prefill(ids, false)?;
     }
+    model.prepare(prompt.len(), args.decode_tokens, false)?;
     let token = model.prefill(&prompt, false)?.next;
     let at = prompt.len();
     repeat_for(Duration::from_millis(args.warmup_ms), || {
@@ -429,7 +437,7 @@ fn model_bench(
     let steps = model.decode_greedy(token, at, args.decode_tokens, |_| true)?;
     let decode = steps as f64 / start.elapsed().as_secs_f64();
     let encode_us = model.last_encode_time().as_secs_f64() * 1e6;
-    let dispatches = model.dispatches_per_token()?;
+    let dispatches = model.dispatches_per_token(at)?;
     Ok(json!({
         "name": model.name,
         "prefill": prefill,

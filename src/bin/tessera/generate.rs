@@ -111,7 +111,9 @@ pub fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         }
     })?;
     let ttft = first_token_at.unwrap_or_else(|| process_start().elapsed()).as_secs_f64();
-    let dispatches = model.dispatches_per_token()?;
+    // Those of the last decode step's plan (the short decode's below its rows).
+    let last_pos = result.prompt_ids.len() + result.generated_ids.len().saturating_sub(2);
+    let dispatches = model.dispatches_per_token(last_pos)?;
     let peak = gpu.memory().peak_bytes;
     if args.json {
         let report = serde_json::json!({
