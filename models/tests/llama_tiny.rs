@@ -122,24 +122,40 @@ fn chained_decode_steps_match_plain_steps() {
     check_chained_against_plain(&Gpu::new(&options).expect("a device without unified memory"));
 }
 
+/// The tiny model's weights (projections merged), uploaded once, and the step plans loaded on them.
+struct TinySteps {
+    cfg: LlamaConfig,
+    weights: WeightIndex,
+    shared: SharedBuffers,
+}
+
+impl TinySteps {
+    fn new(gpu: &Gpu, seed: u64) -> TinySteps {
+        let cfg = tiny_config();
+        let mut weights = tiny_weights(&cfg, &mut StdRng::seed_from_u64(seed));
+        merge_projections(&cfg, &mut weights);
+        let shared = SharedBuffers::new();
+        for (name, p) in &weights.params {
+            gpu.write_shared(&shared, name, &p.bytes).expect("upload");
+        }
+        TinySteps { cfg, weights, shared }
+    }
+
+    fn load(&self, gpu: &Gpu, shape: StepShape) -> tessera_runtime::Executable {
+        let graph = build_step(&self.cfg, &self.weights, shape).expect("graph builds");
+        let plan =
+            tessera_compiler::compile(&graph, gpu.profile(), &CompileOptions::default()).expect("compiles");
+        gpu.load_shared(&plan, &self.shared).expect("loads")
+    }
+}
+
 /// A short decode step (its attention reading a view of the first 12 cache rows) gives the
 /// logits of the full step at every position below 12, the last one included.
 #[test]
 fn short_decode_steps_match_full_decode_steps() {
     let Some(gpu) = gpu() else { return };
-    let cfg = tiny_config();
-    let mut weights = tiny_weights(&cfg, &mut StdRng::seed_from_u64(3));
-    merge_projections(&cfg, &mut weights);
-    let shared = SharedBuffers::new();
-    for (name, p) in &weights.params {
-        gpu.write_shared(&shared, name, &p.bytes).expect("upload");
-    }
-    let load = |shape| {
-        let graph = build_step(&cfg, &weights, shape).expect("graph builds");
-        let plan =
-            tessera_compiler::compile(&graph, gpu.profile(), &CompileOptions::default()).expect("compiles");
-        gpu.load_shared(&plan, &shared).expect("loads")
-    };
+    let tiny = TinySteps::new(&gpu, 3);
+    let load = |shape| tiny.load(&gpu, shape);
     let max_context = 24;
     let mut prefill = load(StepShape::new(16, max_context, false));
     let mut full = load(StepShape::new(1, max_context, true));
@@ -172,20 +188,9 @@ fn short_decode_steps_match_full_decode_steps() {
 }
 
 fn check_chained_against_plain(gpu: &Gpu) {
-    let cfg = tiny_config();
-    let mut weights = tiny_weights(&cfg, &mut StdRng::seed_from_u64(7));
-    merge_projections(&cfg, &mut weights);
+    let tiny = TinySteps::new(gpu, 7);
+    let load = |shape| tiny.load(gpu, shape);
     let max_context = 24;
-    let shared = SharedBuffers::new();
-    for (name, p) in &weights.params {
-        gpu.write_shared(&shared, name, &p.bytes).expect("upload");
-    }
-    let load = |shape| {
-        let graph = build_step(&cfg, &weights, shape).expect("graph builds");
-        let plan =
-            tessera_compiler::compile(&graph, gpu.profile(), &CompileOptions::default()).expect("compiles");
-        gpu.load_shared(&plan, &shared).expect("loads")
-    };
     let mut prefill = load(StepShape::new(16, max_context, false));
     let mut decode = load(StepShape::new(1, max_context, false));
     let mut probe = load(StepShape::new(1, max_context, true));
