@@ -305,7 +305,7 @@ impl LlamaModel {
         let seq = self.prefill_bucket(prompt_len);
         self.step(StepShape::new(seq, self.max_context, logits))?;
         if steps > 0 {
-            let last = (prompt_len + steps - 1).min(self.max_context.saturating_sub(1));
+            let last = (prompt_len.saturating_add(steps) - 1).min(self.max_context.saturating_sub(1));
             for pos in [prompt_len.min(last), last] {
                 self.step(decode_shape(self.max_context, pos, logits))?;
             }
