@@ -162,6 +162,48 @@ fn artifacts_generate_the_jit_tokens_with_embedded_and_referenced_weights() {
     assert!(err.contains("changed since the artifact was compiled"), "{err}");
 }
 
+/// An artifact for more than 256 cache rows carries the short decode plans too (their `attend`
+/// recorded) and decodes across position 256 exactly as the JIT model does.
+#[test]
+fn long_context_artifacts_carry_the_short_decode_plans() {
+    let Some(device) = gpu_arc() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let source = tiny_model_dir(dir.path());
+    let config = CONFIG.replace("\"max_position_embeddings\": 32", "\"max_position_embeddings\": 512");
+    std::fs::write(source.join("config.json"), config).expect("longer context");
+    let out = dir.path().join("long.tsr");
+    let options = ArtifactOptions {
+        max_context: Some(300),
+        tiers: vec!["portable".into()],
+        ..ArtifactOptions::default()
+    };
+    let report = compile_artifact(&source, &out, &options).expect("artifact compiles");
+    assert_eq!(report.shapes, 16, "seq 16 to 256 and 300, decode and short decode, with and without logits");
+    let manifest = read_manifest(&out).expect("manifest");
+    let short: Vec<_> = manifest.tiers[0].steps.iter().filter_map(|s| s.attend.map(|a| (s.seq, a))).collect();
+    assert_eq!(short, [(1, 256), (1, 256)]);
+
+    let prompt: Vec<u32> = (0..250).map(|i| 3 + (i * 7 % 90) as u32).collect();
+    let decode = |model: &mut LlamaModel| -> Vec<u32> {
+        let first = model.prefill(&prompt, false).expect("prefill").next;
+        let mut tokens = Vec::new();
+        let on_token = |t| {
+            tokens.push(t);
+            true
+        };
+        model.decode_greedy(first, prompt.len(), 12, on_token).expect("decodes");
+        tokens
+    };
+    let mut artifact = LlamaModel::load(&out, device, None).expect("artifact loads");
+    assert_eq!(artifact.max_context(), 300);
+    let mut restricted = gpu().expect("gpu");
+    restricted.restrict_to(&tier_profile("portable").expect("known tier"));
+    let mut jit = LlamaModel::load(&source, Arc::new(restricted), Some(300)).expect("JIT model loads");
+    let ours = decode(&mut artifact);
+    assert_eq!(ours.len(), 12);
+    assert_eq!(ours, decode(&mut jit), "artifact vs JIT greedy tokens across position 256");
+}
+
 #[test]
 fn quantize_turns_float_linears_into_affine_codes() {
     let Some(device) = gpu_arc() else { return };

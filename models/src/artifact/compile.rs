@@ -117,7 +117,7 @@ pub fn compile_artifact(
             .map(|(shape, plan)| StepRecord {
                 seq: shape.seq,
                 logits: shape.logits,
-                attend: (shape.attend < shape.max_context).then_some(shape.attend),
+                attend: shape.is_short().then_some(shape.attend),
                 plan,
             })
             .collect();

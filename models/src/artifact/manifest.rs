@@ -150,12 +150,10 @@ pub struct StepRecord {
 impl StepRecord {
     /// The step shape, with the artifact's cache rows.
     pub fn shape(&self, max_context: usize) -> StepShape {
-        match self.attend {
-            Some(attend) => StepShape {
-                attend: attend.min(max_context),
-                ..StepShape::new(self.seq, max_context, self.logits)
-            },
-            None => StepShape::new(self.seq, max_context, self.logits),
+        let mut shape = StepShape::new(self.seq, max_context, self.logits);
+        if let Some(attend) = self.attend {
+            shape.attend = attend.min(max_context);
         }
+        shape
     }
 }

@@ -57,6 +57,11 @@ impl StepShape {
     pub fn short_decode(max_context: usize, attend: usize, logits: bool) -> StepShape {
         StepShape { seq: 1, max_context, attend: attend.min(max_context), logits }
     }
+
+    /// Whether the step's attention reads only the leading `attend` cache rows.
+    pub fn is_short(&self) -> bool {
+        self.attend < self.max_context
+    }
 }
 
 /// Projections that read the same input, and the name of their merged layer when
@@ -221,7 +226,7 @@ impl Builder<'_> {
 
     /// The cache rows a step's attention reads: all, or a view of the first `shape.attend`.
     fn leading_rows(&mut self, cache: NodeId, shape: StepShape) -> Result<NodeId, IrError> {
-        if shape.attend >= shape.max_context {
+        if !shape.is_short() {
             return Ok(cache);
         }
         let dims = self.g.node(cache).shape.dims().to_vec();

@@ -60,7 +60,7 @@ pub fn step_shapes(max_context: usize) -> Vec<StepShape> {
     }
     for logits in [false, true] {
         let short = decode_shape(max_context, 0, logits);
-        if short.attend < max_context {
+        if short.is_short() {
             shapes.push(short);
         }
     }
@@ -440,7 +440,7 @@ impl LlamaModel {
         while done < steps {
             let at = pos + done;
             let shape = decode_shape(self.max_context, at, false);
-            let run = if shape.attend < self.max_context { shape.attend - at } else { steps - done };
+            let run = if shape.is_short() { shape.attend - at } else { steps - done };
             let run = run.min(steps - done);
             let mut stopped = false;
             let chain = self.chain(shape, token, at, run, |t| {
